@@ -1,0 +1,506 @@
+"""Trading records: instruments, broker sessions, master orders and their events, copy trades
+and their status transitions, the position ledger, request budgets, the copier's heartbeat,
+and the append-only audit trail of people's actions.
+
+Money is Decimal, quantities are integers, times are aware. Trading history is PROTECTed.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import BrokerAccount, Follower, Master, User
+
+
+class Exchange(models.TextChoices):
+    NSE = "NSE"
+    BSE = "BSE"
+    NFO = "NFO"
+    BFO = "BFO"
+    MCX = "MCX"
+    CDS = "CDS"
+    BCD = "BCD"
+
+
+class Side(models.TextChoices):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderType(models.TextChoices):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+    SL = "SL", "Stop-loss limit"
+    SLM = "SLM", "Stop-loss market"
+
+
+class Product(models.TextChoices):
+    MIS = "MIS", "MIS (intraday)"
+    CNC = "CNC", "CNC (delivery)"
+    NRML = "NRML", "NRML (carry forward)"
+
+
+class Complexity(models.TextChoices):
+    REGULAR = "REGULAR"
+    AMO = "AMO", "After-market order"
+    BO = "BO", "Bracket order"
+    CO = "CO", "Cover order"
+    GTT = "GTT"
+    MTF = "MTF"
+
+
+class Validity(models.TextChoices):
+    DAY = "DAY"
+    IOC = "IOC"
+
+
+def _choices_check(
+    field: str, choices: type[models.TextChoices], name: str
+) -> models.CheckConstraint:
+    return models.CheckConstraint(condition=Q(**{f"{field}__in": choices.values}), name=name)
+
+
+# --- Reference data --------------------------------------------------------------------------
+class Instrument(models.Model):
+    """One row of AliceBlue's contract master, refreshed daily."""
+
+    exchange = models.CharField(max_length=8, choices=Exchange.choices)
+    token = models.CharField(max_length=20)
+    trading_symbol = models.CharField(max_length=64)
+    symbol = models.CharField(max_length=40, help_text="Underlying symbol, e.g. NIFTY or INFY")
+    name = models.CharField(max_length=128, blank=True, default="")
+    segment = models.CharField(max_length=16, blank=True, default="")
+    instrument_type = models.CharField(max_length=16, blank=True, default="")
+    option_type = models.CharField(max_length=4, blank=True, default="")
+    strike = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    expiry = models.DateField(null=True, blank=True)
+    lot_size = models.PositiveIntegerField(default=1)
+    tick_size = models.DecimalField(max_digits=10, decimal_places=4)
+    # Exchange freeze quantity per order, in the same unit as order quantity; null = none.
+    freeze_quantity = models.PositiveIntegerField(null=True, blank=True)
+    board_lot_quantity = models.PositiveIntegerField(default=1)
+    refreshed_on = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["exchange", "token"], name="instrument_unique_token"),
+        ]
+        indexes = [
+            # instrument by trading symbol (order events carry it)
+            models.Index(fields=["exchange", "trading_symbol"], name="instrument_by_tsym"),
+            # allowed-instrument checks and lookups by underlying
+            models.Index(fields=["exchange", "symbol"], name="instrument_by_symbol"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.exchange}:{self.trading_symbol}"
+
+
+# --- Broker sessions and budgets ---------------------------------------------------------------
+class SessionState(models.TextChoices):
+    READY = "ready", "Ready for today"
+    NEEDS_LOGIN = "needs_login", "Needs today's login"
+    EXPIRED = "expired", "Expired"
+    ERROR = "error", "Error"
+
+
+class SessionGeneration(models.TextChoices):
+    OPEN_API = "open", "Open API"
+    ANT = "ant", "ANT API"
+
+
+class SessionPushState(models.TextChoices):
+    UNKNOWN = "unknown", "Unknown"
+    ENABLED = "enabled", "Enabled"
+    NOT_ENABLED = "not_enabled", "Push not enabled"
+
+
+class BrokerSession(models.Model):
+    """Today's API session of one AliceBlue account (master or follower)."""
+
+    State = SessionState
+    Generation = SessionGeneration
+    PushState = SessionPushState
+
+    account = models.OneToOneField(BrokerAccount, on_delete=models.CASCADE, related_name="session")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.NEEDS_LOGIN)
+    generation = models.CharField(
+        max_length=8, choices=Generation.choices, default=Generation.OPEN_API
+    )
+    session_token_encrypted = models.TextField(blank=True, default="")
+    trading_day = models.DateField(null=True, blank=True)
+    obtained_at = models.DateTimeField(null=True, blank=True)
+    push_state = models.CharField(
+        max_length=16, choices=PushState.choices, default=PushState.UNKNOWN
+    )
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            _choices_check("state", SessionState, "broker_session_state_valid"),
+            _choices_check("generation", SessionGeneration, "broker_session_generation_valid"),
+            _choices_check("push_state", SessionPushState, "broker_session_push_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.state}"
+
+
+class RequestBudget(models.Model):
+    """AliceBlue's non-order request allowance (1,800 per 15 minutes) for one account window.
+
+    Shared by every caller: consume with a conditional UPDATE on (account, window_start).
+    """
+
+    account = models.ForeignKey(
+        BrokerAccount, on_delete=models.CASCADE, related_name="request_budgets"
+    )
+    window_start = models.DateTimeField()
+    used = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "window_start"], name="request_budget_unique_window"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.window_start:%H:%M} used {self.used}"
+
+
+# --- Master orders and their events ------------------------------------------------------------
+class MasterOrder(models.Model):
+    """The latest known state of one master order (or one manual copy request)."""
+
+    master = models.ForeignKey(Master, on_delete=models.PROTECT, related_name="orders")
+    broker_order_id = models.CharField(max_length=40)
+    manual = models.BooleanField(default=False)
+    exchange = models.CharField(max_length=8, choices=Exchange.choices)
+    token = models.CharField(max_length=20, blank=True, default="")
+    trading_symbol = models.CharField(max_length=64)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    quantity = models.PositiveIntegerField()
+    filled_quantity = models.PositiveIntegerField(default=0)
+    order_type = models.CharField(max_length=8, choices=OrderType.choices)
+    product = models.CharField(max_length=8, choices=Product.choices)
+    complexity = models.CharField(
+        max_length=8, choices=Complexity.choices, default=Complexity.REGULAR
+    )
+    validity = models.CharField(max_length=4, choices=Validity.choices, default=Validity.DAY)
+    price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    trigger_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    average_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    broker_status = models.CharField(max_length=40, blank=True, default="")
+    tag = models.CharField(max_length=50, blank=True, default="")
+    accepted_at = models.DateTimeField(null=True, blank=True, help_text="Broker time")
+    first_seen_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["master", "broker_order_id"], name="master_order_unique_broker_id"
+            ),
+        ]
+        indexes = [
+            # recent master orders on the master dashboard
+            models.Index(fields=["master", "-first_seen_at"], name="master_order_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.broker_order_id} {self.side} {self.quantity} {self.trading_symbol}"
+
+
+class EventKind(models.TextChoices):
+    ACCEPTED = "accepted"
+    MODIFIED = "modified"
+    CANCELLED = "cancelled"
+    PARTIALLY_FILLED = "partial_fill", "Partially filled"
+    FILLED = "filled"
+    REJECTED = "rejected"
+
+
+class EventSource(models.TextChoices):
+    PUSH = "push"
+    POLL = "poll"
+    MANUAL = "manual"
+
+
+class MasterOrderEvent(models.Model):
+    """One deduplicated change of a master order, from push, poll or a manual request."""
+
+    Kind = EventKind
+    Source = EventSource
+
+    master_order = models.ForeignKey(MasterOrder, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # Distinguishes repeated events of one kind: cumulative filled quantity for fills, a
+    # digest of (quantity, price, trigger) for modifications, "" otherwise.
+    dedupe_key = models.CharField(max_length=64, blank=True, default="")
+    source = models.CharField(max_length=8, choices=Source.choices)
+    broker_time = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+    quantity = models.PositiveIntegerField()
+    filled_quantity = models.PositiveIntegerField(default=0)
+    price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    trigger_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    average_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    broker_status = models.CharField(max_length=40, blank=True, default="")
+    raw = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["master_order", "kind", "dedupe_key"], name="master_event_unique"
+            ),
+            _choices_check("kind", EventKind, "master_event_kind_valid"),
+            _choices_check("source", EventSource, "master_event_source_valid"),
+        ]
+        indexes = [models.Index(fields=["-received_at"], name="master_event_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.master_order.broker_order_id} {self.kind} ({self.source})"
+
+
+# --- Copy trades ---------------------------------------------------------------------------
+class CopyTradeStatus(models.TextChoices):
+    PENDING = "PENDING", "Pending"
+    SENDING = "SENDING", "Sending"
+    SUCCESS = "SUCCESS", "Success"
+    FAILED = "FAILED", "Failed"
+    CANCELLED = "CANCELLED", "Cancelled"
+    EXPIRED = "EXPIRED", "Expired"
+    UNKNOWN = "UNKNOWN", "Unknown"
+    SKIPPED = "SKIPPED", "Skipped"
+
+
+class CopyTradeAction(models.TextChoices):
+    PLACE = "place"
+    MODIFY = "modify"
+    CANCEL = "cancel"
+
+
+class CopyTradeIntent(models.TextChoices):
+    ENTRY = "entry"
+    EXIT = "exit"
+
+
+class CopyTrade(models.Model):
+    """One follower order decided for one leg of one master order event."""
+
+    Status = CopyTradeStatus
+    Action = CopyTradeAction
+    Intent = CopyTradeIntent
+
+    TERMINAL = frozenset({"SUCCESS", "FAILED", "CANCELLED", "EXPIRED", "UNKNOWN", "SKIPPED"})
+
+    event = models.ForeignKey(
+        MasterOrderEvent, on_delete=models.PROTECT, related_name="copy_trades"
+    )
+    master = models.ForeignKey(Master, on_delete=models.PROTECT, related_name="copy_trades")
+    follower = models.ForeignKey(Follower, on_delete=models.PROTECT, related_name="copy_trades")
+    leg = models.PositiveSmallIntegerField(default=0)
+    action = models.CharField(max_length=8, choices=Action.choices, default=Action.PLACE)
+    intent = models.CharField(max_length=8, choices=Intent.choices, default=Intent.ENTRY)
+    # The follower order this MODIFY/CANCEL acts on (the PLACE copy trade it changes).
+    linked = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="changes"
+    )
+    manual = models.BooleanField(default=False)
+    # The broker order tag that identifies this copy in the follower's order book.
+    tag = models.CharField(max_length=50, unique=True)
+
+    exchange = models.CharField(max_length=8, choices=Exchange.choices)
+    token = models.CharField(max_length=20, blank=True, default="")
+    trading_symbol = models.CharField(max_length=64)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    order_type = models.CharField(max_length=8, choices=OrderType.choices)
+    product = models.CharField(max_length=8, choices=Product.choices)
+    complexity = models.CharField(
+        max_length=8, choices=Complexity.choices, default=Complexity.REGULAR
+    )
+    validity = models.CharField(max_length=4, choices=Validity.choices, default=Validity.DAY)
+    price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    trigger_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+
+    # Sizing inputs and result.
+    master_quantity = models.PositiveIntegerField()
+    quantity = models.PositiveIntegerField(help_text="Follower quantity for this leg")
+    lot_multiplier = models.DecimalField(max_digits=10, decimal_places=4)
+    lot_size = models.PositiveIntegerField(default=1)
+    sizing_note = models.CharField(max_length=200, blank=True, default="")
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # The named check that blocked it (SKIPPED) or the cause of FAILED/EXPIRED/UNKNOWN.
+    reason_code = models.CharField(max_length=40, blank=True, default="")
+    reason = models.CharField(max_length=500, blank=True, default="")
+
+    # Broker outcome and fill progress.
+    broker_order_id = models.CharField(max_length=40, blank=True, default="")
+    broker_status = models.CharField(max_length=40, blank=True, default="")
+    broker_error_code = models.CharField(max_length=20, blank=True, default="")
+    broker_error_message = models.CharField(max_length=500, blank=True, default="")
+    filled_quantity = models.PositiveIntegerField(default=0)
+    average_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    # Filled quantity already applied to the position ledger (idempotent ledger updates).
+    ledger_quantity = models.PositiveIntegerField(default=0)
+    slippage = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    exchange_time = models.DateTimeField(null=True, blank=True)
+
+    # Latency on record: master accepted (broker time) -> received -> decided -> sent -> acked.
+    master_accepted_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Bumped on every change the boards show; the board's "version" is a max over this.
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "follower", "leg"], name="copy_trade_unique_event_follower_leg"
+            ),
+            _choices_check("status", CopyTradeStatus, "copy_trade_status_valid"),
+            _choices_check("action", CopyTradeAction, "copy_trade_action_valid"),
+            _choices_check("intent", CopyTradeIntent, "copy_trade_intent_valid"),
+            _choices_check("side", Side, "copy_trade_side_valid"),
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="copy_trade_qty_nonneg"),
+        ]
+        indexes = [
+            # the follower board: a follower's trades, newest first
+            models.Index(fields=["follower", "-decided_at"], name="copy_trade_follower_recent"),
+            # the master's copy list and per-event outcomes
+            models.Index(fields=["master", "-decided_at"], name="copy_trade_master_recent"),
+            # the copier's work queues: rows waiting to be claimed or reconciled
+            models.Index(
+                fields=["status"],
+                name="copy_trade_open_status",
+                condition=Q(status__in=["PENDING", "SENDING"]),
+            ),
+            # follower order updates matched by broker order id
+            models.Index(fields=["broker_order_id"], name="copy_trade_broker_order"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tag} {self.side} {self.quantity} {self.trading_symbol} {self.status}"
+
+
+class CopyTradeTransition(models.Model):
+    """Every status change of a copy trade, with its time (append-only)."""
+
+    copy_trade = models.ForeignKey(CopyTrade, on_delete=models.PROTECT, related_name="transitions")
+    from_status = models.CharField(max_length=10, blank=True, default="")
+    to_status = models.CharField(max_length=10)
+    at = models.DateTimeField()
+    note = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["copy_trade", "at"], name="transition_by_trade")]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '-'} -> {self.to_status} at {self.at:%H:%M:%S}"
+
+
+# --- Position ledger -----------------------------------------------------------------------------
+class PositionLedger(models.Model):
+    """Fills of copied orders per master x follower x instrument x product.
+
+    The only source for "how much may this follower sell", and what reconciliation compares.
+    """
+
+    master = models.ForeignKey(Master, on_delete=models.PROTECT, related_name="ledger")
+    follower = models.ForeignKey(Follower, on_delete=models.PROTECT, related_name="ledger")
+    exchange = models.CharField(max_length=8, choices=Exchange.choices)
+    token = models.CharField(max_length=20)
+    trading_symbol = models.CharField(max_length=64)
+    product = models.CharField(max_length=8, choices=Product.choices)
+    net_quantity = models.IntegerField(default=0)
+    buy_quantity = models.PositiveIntegerField(default=0)
+    sell_quantity = models.PositiveIntegerField(default=0)
+    buy_value = models.DecimalField(max_digits=18, decimal_places=4, default=0)
+    sell_value = models.DecimalField(max_digits=18, decimal_places=4, default=0)
+    realised_pnl = models.DecimalField(max_digits=18, decimal_places=4, default=0)
+    # Detached positions stay in the follower's account but are no longer tracked.
+    detached = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["master", "follower", "exchange", "token", "product"],
+                name="ledger_unique_position",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.follower} {self.exchange}:{self.trading_symbol} {self.product} "
+            f"{self.net_quantity}"
+        )
+
+
+# --- Copier process ------------------------------------------------------------------------------
+class CopierHeartbeat(models.Model):
+    """A copier process says it is alive, and what it is connected to."""
+
+    name = models.CharField(max_length=64, unique=True)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField()
+    state = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} pid {self.pid}"
+
+
+# --- Audit trail of people's actions ------------------------------------------------------------
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: object) -> int:
+        raise PermissionError("audit events are append-only")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("audit events are append-only")
+
+
+class AuditEvent(models.Model):
+    """Append-only: who did what to what, when, with before/after values (secrets masked)."""
+
+    actor = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_events"
+    )
+    actor_repr = models.CharField(max_length=150)
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64, blank=True, default="")
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    target_repr = models.CharField(max_length=200, blank=True, default="")
+    master = models.ForeignKey(
+        Master, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_events"
+    )
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-at"], name="audit_recent"),
+            models.Index(fields=["master", "-at"], name="audit_by_master"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_repr} {self.action}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise PermissionError("audit events are append-only")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise PermissionError("audit events are append-only")
