@@ -272,6 +272,14 @@ ALICEBLUE_REDIRECT_URL = (
 )
 ALICEBLUE_CONNECT_TIMEOUT = env_int("ALICEBLUE_CONNECT_TIMEOUT_MS", 3000, minimum=100) / 1000
 ALICEBLUE_READ_TIMEOUT = env_int("ALICEBLUE_READ_TIMEOUT_MS", 7000, minimum=100) / 1000
+# Non-order requests per account per 15 minutes (AliceBlue: 1,800), shared by every process.
+ALICEBLUE_REQUEST_BUDGET = env_int("ALICEBLUE_REQUEST_BUDGET", 1800, minimum=1)
+# UNCONFIRMED protocol details (PROTOCOL.md): how MCX quantity is counted on the wire, and the
+# Open API product name for carry-forward (NRML) orders.
+ALICEBLUE_MCX_QUANTITY = env_choice("ALICEBLUE_MCX_QUANTITY", ["lots", "units"], "lots")
+ALICEBLUE_G3_CARRY_FORWARD_PRODUCT = env_choice(
+    "ALICEBLUE_G3_CARRY_FORWARD_PRODUCT", ["normal", "nrml"], "normal"
+).upper()
 
 # --- Copier --------------------------------------------------------------------------------
 COPIER_STALENESS_SECONDS = env_int("COPIER_STALENESS_SECONDS", 30, minimum=1)
