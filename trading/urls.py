@@ -1,10 +1,19 @@
 from django.urls import path
 
-from trading import views
+from trading import views, views_broker
 
 app_name = "trading"
 
 urlpatterns = [
     path("master/", views.master_dashboard, name="master_dashboard"),
     path("board/", views.follower_board, name="follower_board"),
+    # AliceBlue sessions (connect flows); the callback path is ALICEBLUE_REDIRECT_URL.
+    path("broker/callback/", views_broker.broker_callback, name="broker_callback"),
+    path("broker/<int:account_id>/", views_broker.broker_session, name="broker_session"),
+    path("broker/<int:account_id>/connect/", views_broker.broker_connect, name="broker_connect"),
+    path(
+        "broker/<int:account_id>/disconnect/",
+        views_broker.broker_disconnect,
+        name="broker_disconnect",
+    ),
 ]

@@ -23,6 +23,7 @@ and its audit row are written together afterwards):
 
 from __future__ import annotations
 
+import importlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -318,14 +319,15 @@ def vendor_app(account: BrokerAccount) -> VendorApp:
 
 
 def _sandbox_vendor_app() -> VendorApp | None:
+    """The sandbox's vendor app from its state file (created there on first use)."""
     try:
-        from sandbox.vendor import vendor_app as read_sandbox_app
+        store = importlib.import_module("sandbox.store")
     except ImportError:
         return None
-    app: Any = read_sandbox_app()
-    if not app:
+    app: Any = store.vendor_app(settings.SANDBOX_STATE_PATH)
+    if not app or not app.app_code or not app.api_secret:
         return None
-    return VendorApp(Secret(str(app["app_code"])), Secret(str(app["api_secret"])))
+    return VendorApp(Secret(str(app.app_code)), Secret(str(app.api_secret)))
 
 
 def oauth_start(*, account: BrokerAccount, request: HttpRequest, actor: User | None = None) -> str:
