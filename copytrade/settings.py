@@ -285,6 +285,9 @@ ALICEBLUE_G3_CARRY_FORWARD_PRODUCT = env_choice(
 COPIER_STALENESS_SECONDS = env_int("COPIER_STALENESS_SECONDS", 30, minimum=1)
 COPIER_ORDERS_PER_SECOND = env_int("COPIER_ORDERS_PER_SECOND", 8, minimum=1)
 COPIER_HEARTBEAT_STALE_SECONDS = env_int("COPIER_HEARTBEAT_STALE_SECONDS", 30, minimum=5)
+# Treat every exchange as open all day, every day (the sandbox and tests; never in production
+# trading). copytrade.lib.calendar.round_the_clock_from_settings() reads it.
+TRADING_ROUND_THE_CLOCK = env_bool("TRADING_ROUND_THE_CLOCK", False)
 
 # --- Logging: structured lines, secrets masked -----------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL") or "INFO"
