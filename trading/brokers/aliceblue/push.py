@@ -171,14 +171,21 @@ class OrderFeed:
         self.backoff_max = backoff_max
         self.login_timeout = login_timeout
         self.state = FeedState.CONNECTING
+        self._announced: FeedState | None = None
         self.connects = 0
         self._queue: asyncio.Queue[FeedEvent] = asyncio.Queue()
         self._stopping = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
+        self._runner: asyncio.Task[None] | None = None
 
     # --- public ---------------------------------------------------------------------------------
     async def events(self) -> AsyncIterator[FeedEvent]:
-        runner = asyncio.create_task(self._run(), name=f"order-feed-{self.client.client_id}")
+        """The feed's events until a final state (PUSH_NOT_ENABLED, SESSION_EXPIRED, STOPPED).
+
+        Consume it from one task (`async for`); call `stop()` from the same event loop.
+        """
+        self._runner = asyncio.create_task(self._run(), name=f"order-feed-{self.client.client_id}")
+        self._runner.add_done_callback(self._runner_done)
         try:
             while True:
                 event = await self._queue.get()
@@ -187,21 +194,33 @@ class OrderFeed:
                     break
         finally:
             self._stopping.set()
-            runner.cancel()
+            self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await runner
+                await self._runner
             if self._http is not None:
                 await self._http.close()
 
     def stop(self) -> None:
+        """End the feed: the iterator yields STOPPED and finishes."""
         self._stopping.set()
+        if self._runner is not None and not self._runner.done():
+            self._runner.cancel()
+
+    def _runner_done(self, task: asyncio.Task[None]) -> None:
+        if self._announced is None or not self._announced.is_final:
+            detail = ""
+            if not task.cancelled() and task.exception() is not None:
+                detail = f"feed crashed: {task.exception()!r}"
+                logger.error("order feed crashed", extra={"ctx": {"error": detail}})
+            self._emit_state(FeedState.STOPPED, detail)
 
     # --- internals ------------------------------------------------------------------------------
     def _emit_state(
         self, state: FeedState, detail: str = "", retry_in: float | None = None
     ) -> None:
-        if state == self.state and state not in (FeedState.DISCONNECTED,):
+        if state == self._announced and state is not FeedState.DISCONNECTED:
             return
+        self._announced = state
         self.state = state
         logger.info(
             "order feed %s",
