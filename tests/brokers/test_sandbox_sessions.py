@@ -141,9 +141,11 @@ def test_forced_expiry_marks_the_record_and_later_calls_say_so(sbx, master_x):
     link(sbx, account)
     sessions.connect_api_key(account=account)
     sbx.expire_sessions(account.client_id)
-    with AliceBlueClient(sessions.session_for(account=account)) as broker:
-        with pytest.raises(SessionExpired):
-            broker.order_book()
+    with (
+        AliceBlueClient(sessions.session_for(account=account)) as broker,
+        pytest.raises(SessionExpired),
+    ):
+        broker.order_book()
     assert BrokerSession.objects.get(account=account).state == BrokerSession.State.EXPIRED
     with pytest.raises(SessionExpired):
         sessions.session_for(account=account)
