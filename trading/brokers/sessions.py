@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from accounts import crypto
 from accounts.models import BrokerAccount, User
+from copytrade.lib import clock
 from copytrade.lib.secret import Secret
 from trading.audit import record_audit
 from trading.brokers.aliceblue import protocol
@@ -80,7 +81,7 @@ class ConnectError(Exception):
 
 def trading_day(at: datetime | None = None) -> date:
     """The IST calendar day (AliceBlue sessions are daily)."""
-    return (at or timezone.now()).astimezone(IST).date()
+    return (at or clock.now()).astimezone(IST).date()
 
 
 def endpoints() -> Endpoints:
@@ -196,7 +197,7 @@ def _store_grant(
         record.state = BrokerSession.State.READY
         record.generation = grant.generation.value
         record.session_token_encrypted = token
-        record.trading_day = trading_day(now)
+        record.trading_day = trading_day()
         record.obtained_at = now
         record.last_error = ""
         record.push_state = BrokerSession.PushState.UNKNOWN

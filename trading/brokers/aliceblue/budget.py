@@ -17,23 +17,21 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.utils import timezone
 
+from copytrade.lib import budget as lib_budget
+from copytrade.lib import clock
 from trading.brokers.aliceblue.errors import BudgetExhausted
 from trading.models import RequestBudget
 
-WINDOW = timedelta(minutes=15)
-DEFAULT_LIMIT = 1800
+WINDOW = lib_budget.WINDOW
+DEFAULT_LIMIT = lib_budget.REQUESTS_PER_WINDOW
 BUDGET_EXHAUSTED = "request budget used up for this 15-minute window"
 
 
 def window_start(at: datetime) -> datetime:
-    """The start of the 15-minute window holding `at` (aware, UTC)."""
-    if at.tzinfo is None:
-        raise ValueError("window_start needs an aware datetime")
-    seconds = int(at.timestamp())
-    size = int(WINDOW.total_seconds())
-    return datetime.fromtimestamp(seconds - seconds % size, tz=UTC)
+    """The start of the 15-minute window holding `at` (aware, UTC): the same instants as
+    `copytrade.lib.budget.window_start` (IST quarter hours)."""
+    return lib_budget.window_start(at).astimezone(UTC)
 
 
 def budget_limit() -> int:
@@ -46,7 +44,7 @@ def consume(account_id: int, n: int = 1, *, op: str = "", now: datetime | None =
     Raises BudgetExhausted (with `retry_at`) when the window cannot cover `n`.
     """
     limit = budget_limit()
-    at = now or timezone.now()
+    at = now or clock.now()
     start = window_start(at)
     if n > limit:
         raise BudgetExhausted(BUDGET_EXHAUSTED, op=op, retry_at=start + WINDOW, limit=limit)
@@ -71,7 +69,7 @@ def consume(account_id: int, n: int = 1, *, op: str = "", now: datetime | None =
 
 
 def remaining(account_id: int, *, now: datetime | None = None) -> int:
-    start = window_start(now or timezone.now())
+    start = window_start(now or clock.now())
     used = (
         RequestBudget.objects.filter(account_id=account_id, window_start=start)
         .values_list("used", flat=True)
