@@ -76,3 +76,7 @@ def staff(db) -> User:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def client_x(client: Client, master_x: Master) -> Client:
     return login(client, master_x.user)
+
+
+# The sandbox broker for tests: a session-scoped server, reset before each test that uses it.
+from sandbox.testing import sandbox, sandbox_account, sandbox_server  # noqa: E402, F401
