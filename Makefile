@@ -26,7 +26,7 @@ install-dev: $(VENV)/.installed-dev
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap
-	$(BIN)/honcho start -f Procfile
+	SANDBOX_ROUND_THE_CLOCK=$(or $(SANDBOX_ROUND_THE_CLOCK),true) $(BIN)/honcho start -f Procfile
 
 ## make test: install what the tests need, then run the whole suite.
 test: $(VENV)/.installed-dev

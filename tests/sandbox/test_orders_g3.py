@@ -7,14 +7,41 @@ import pytest
 from tests.sandbox.helpers import g3, g3_login, g3_order
 
 ORDER_ROW_KEYS = {
-    "clientId", "placedBy", "brokerOrderId", "exchange", "exchangeOrderId",
-    "formattedInstrumentName", "tradingSymbol", "instrumentId", "transactionType", "quantity",
-    "product", "orderComplexity", "orderType", "price", "averageTradedPrice", "slTriggerPrice",
-    "validity", "disclosedQuantity", "orderTime", "exchangeUpdateTime", "rejectionReason",
-    "mainLegOrderId", "cancelledQuantity", "pendingQuantity", "filledQuantity", "appKey",
-    "algoId", "source", "orderTag", "trailingSlAmount", "brokerUpdateTime",
-    "marketProtectionPercent", "exchangeTimestamp", "orderStatus",
-}  # fmt: skip
+    "clientId",
+    "placedBy",
+    "brokerOrderId",
+    "exchange",
+    "exchangeOrderId",
+    "formattedInstrumentName",
+    "tradingSymbol",
+    "instrumentId",
+    "transactionType",
+    "quantity",
+    "product",
+    "orderComplexity",
+    "orderType",
+    "price",
+    "averageTradedPrice",
+    "slTriggerPrice",
+    "validity",
+    "disclosedQuantity",
+    "orderTime",
+    "exchangeUpdateTime",
+    "rejectionReason",
+    "mainLegOrderId",
+    "cancelledQuantity",
+    "pendingQuantity",
+    "filledQuantity",
+    "appKey",
+    "algoId",
+    "source",
+    "orderTag",
+    "trailingSlAmount",
+    "brokerUpdateTime",
+    "marketProtectionPercent",
+    "exchangeTimestamp",
+    "orderStatus",
+}
 
 
 @pytest.fixture
@@ -70,10 +97,19 @@ def test_modify_then_cancel_an_open_order(sandbox, h3):
         "brokerOrderId"
     ]
     modify = {
-        "brokerOrderId": order_no, "quantity": "3", "orderType": "LIMIT", "slTriggerPrice": "",
-        "price": "1401", "slLegPrice": "", "trailingSLAmount": "", "targetLegPrice": "",
-        "validity": "DAY", "disclosedQuantity": "", "marketProtectionPrecent": "", "deviceId": "",
-    }  # fmt: skip
+        "brokerOrderId": order_no,
+        "quantity": "3",
+        "orderType": "LIMIT",
+        "slTriggerPrice": "",
+        "price": "1401",
+        "slLegPrice": "",
+        "trailingSLAmount": "",
+        "targetLegPrice": "",
+        "validity": "DAY",
+        "disclosedQuantity": "",
+        "marketProtectionPrecent": "",
+        "deviceId": "",
+    }
     answer = g3(sandbox, "POST", "orders/modify", h3, modify).json()
     assert answer["status"] == "Ok" and answer["result"][0]["brokerOrderId"] == order_no
     (row,) = g3(sandbox, "GET", "orders/book", h3).json()["result"]
@@ -88,10 +124,12 @@ def test_modify_then_cancel_an_open_order(sandbox, h3):
 
 
 def test_stop_orders_wait_for_their_trigger(sandbox, h3):
-    sl = place(sandbox, h3, transactionType="SELL", orderType="SL", price="1400",
-               slTriggerPrice="1401")["result"][0]["brokerOrderId"]  # fmt: skip
-    slm = place(sandbox, h3, transactionType="BUY", orderType="SLM",
-                slTriggerPrice="1510")["result"][0]["brokerOrderId"]  # fmt: skip
+    sl = place(
+        sandbox, h3, transactionType="SELL", orderType="SL", price="1400", slTriggerPrice="1401"
+    )["result"][0]["brokerOrderId"]
+    slm = place(sandbox, h3, transactionType="BUY", orderType="SLM", slTriggerPrice="1510")[
+        "result"
+    ][0]["brokerOrderId"]
     rows = {r["brokerOrderId"]: r for r in g3(sandbox, "GET", "orders/book", h3).json()["result"]}
     assert rows[sl]["orderStatus"] == rows[slm]["orderStatus"] == "TRIGGER PENDING"
     sandbox.set_price("NSE", "INFY-EQ", "1512")
@@ -163,8 +201,12 @@ def test_empty_books_answer_their_no_data_codes(sandbox, h3):
 def test_bad_place_input_gets_the_documented_ec_code(sandbox, h3, fields, code):
     answer = g3(sandbox, "POST", "orders/placeorder", h3, [g3_order(**fields)])
     assert answer.status_code == 200
-    assert answer.json() == {"status": "Not_Ok", "message": code, "infoMessage": None,
-                             "result": None}  # fmt: skip
+    assert answer.json() == {
+        "status": "Not_Ok",
+        "message": code,
+        "infoMessage": None,
+        "result": None,
+    }
 
 
 def test_place_body_must_be_a_non_empty_array(sandbox, h3):
@@ -173,17 +215,23 @@ def test_place_body_must_be_a_non_empty_array(sandbox, h3):
 
 
 def test_fno_quantity_must_be_a_lot_multiple(sandbox, h3):
-    fut = next(i for i in sandbox.instruments("NFO") if i["instrument_type"] == "FUTIDX"
-               and i["trading_symbol"].startswith("NIFTY"))  # fmt: skip
+    fut = next(
+        i
+        for i in sandbox.instruments("NFO")
+        if i["instrument_type"] == "FUTIDX" and i["trading_symbol"].startswith("NIFTY")
+    )
     assert fut["lot_size"] == 65 and fut["freeze_qty"] == 1800
-    bad = place(sandbox, h3, exchange="NFO", instrumentId=fut["token"], quantity=64,
-                product="NORMAL")  # fmt: skip
+    bad = place(
+        sandbox, h3, exchange="NFO", instrumentId=fut["token"], quantity=64, product="NORMAL"
+    )
     assert bad["message"] == "EC954"
-    good = place(sandbox, h3, exchange="NFO", instrumentId=fut["token"], quantity=130,
-                 product="NORMAL")  # fmt: skip
+    good = place(
+        sandbox, h3, exchange="NFO", instrumentId=fut["token"], quantity=130, product="NORMAL"
+    )
     assert good["status"] == "Ok"
-    longterm = place(sandbox, h3, exchange="NFO", instrumentId=fut["token"], quantity=65,
-                     product="LONGTERM")  # fmt: skip
+    longterm = place(
+        sandbox, h3, exchange="NFO", instrumentId=fut["token"], quantity=65, product="LONGTERM"
+    )
     assert longterm["message"] == "EC865"
 
 
@@ -204,8 +252,9 @@ def test_modify_and_cancel_input_errors(sandbox, h3):
 
 def test_an_order_of_another_account_is_invisible(sandbox, h3):
     other = sandbox.create_account(daily_login=True)
-    order = sandbox.place_order(other.client_id, "NSE", "INFY-EQ", "BUY", 1,
-                                order_type="LIMIT", price="1000")  # fmt: skip
+    order = sandbox.place_order(
+        other.client_id, "NSE", "INFY-EQ", "BUY", 1, order_type="LIMIT", price="1000"
+    )
     no = order["order_no"]
     assert (
         g3(sandbox, "POST", "orders/cancel", h3, {"brokerOrderId": no}).json()["message"] == "EC997"
@@ -222,11 +271,24 @@ def test_profile_limits_margin_and_ws_session(sandbox, sandbox_account, h3):
     assert profile["clientId"] == sandbox_account.client_id
     (limits,) = g3(sandbox, "GET", "limits/", h3).json()["result"]
     assert limits["openingCashLimit"] == 1000000.0 and limits["utilizedMargin"] == 0
-    margin = g3(sandbox, "POST", "orders/checkMargin", h3, {
-        "instrumentId": "1594", "exchange": "NSE", "transactionType": "BUY", "quantity": 10,
-        "orderComplexity": "REGULAR", "product": "LONGTERM", "orderType": "LIMIT",
-        "price": "1450", "slTriggerPrice": "", "slLegPrice": "",
-    }).json()  # fmt: skip
+    margin = g3(
+        sandbox,
+        "POST",
+        "orders/checkMargin",
+        h3,
+        {
+            "instrumentId": "1594",
+            "exchange": "NSE",
+            "transactionType": "BUY",
+            "quantity": 10,
+            "orderComplexity": "REGULAR",
+            "product": "LONGTERM",
+            "orderType": "LIMIT",
+            "price": "1450",
+            "slTriggerPrice": "",
+            "slLegPrice": "",
+        },
+    ).json()
     assert margin["result"][0]["currentOrderMargin"] == "14500.00"
     body = {"source": "API", "userId": sandbox_account.client_id}
     for path in ("profile/invalidateWsSess", "profile/createWsSess"):
@@ -236,8 +298,13 @@ def test_profile_limits_margin_and_ws_session(sandbox, sandbox_account, h3):
 
 def test_square_off_places_an_order(sandbox, h3):
     place(sandbox, h3)
-    answer = g3(sandbox, "POST", "orders/positions/sqroff", h3,
-                [g3_order(transactionType="SELL", trailingSlAmount=None)]).json()  # fmt: skip
+    answer = g3(
+        sandbox,
+        "POST",
+        "orders/positions/sqroff",
+        h3,
+        [g3_order(transactionType="SELL", trailingSlAmount=None)],
+    ).json()
     assert answer["status"] == "Ok"
     (pos,) = g3(sandbox, "GET", "positions", h3).json()["result"]
     assert pos["netQuantity"] == 0 and pos["buyQuantity"] == pos["sellQuantity"] == 1
