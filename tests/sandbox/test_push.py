@@ -151,6 +151,24 @@ def test_cancel_and_reject_frames(sandbox, sandbox_account):
         "Canceled",
         "1",
     )
+    sandbox.set_dialect(om_cancelled="CANCELLED", om_trigger_pending="TRIGGER PENDING")
+    frames = asyncio.run(
+        _collect(
+            sandbox,
+            sandbox_account,
+            "g3",
+            [
+                place,
+                lambda: sandbox.cancel_order(cid, state["no"]),
+                lambda: sandbox.place_order(
+                    cid, "NSE", "INFY-EQ", "BUY", 1, order_type="SLM", trigger="99999"
+                ),
+            ],
+            expect=4,
+        )
+    )
+    assert [f["status"] for f in frames[1:]] == ["OPEN", "CANCELLED", "TRIGGER PENDING"]
+    assert frames[3]["prctyp"] == "SL-MKT"
 
 
 def test_frames_go_only_to_that_users_sockets(sandbox, sandbox_account):
