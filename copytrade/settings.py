@@ -117,7 +117,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Persistent connections (DATABASE_CONN_MAX_AGE) for SQLite too: opening one costs about
+    # 1.6 ms of CPU here (functions, PRAGMAs), more than a board refresh (docs/BENCHMARKS.md).
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": env_int("SQLITE_BUSY_TIMEOUT_SECONDS", 20, minimum=1),

@@ -406,6 +406,41 @@ class CopyTradeTransition(models.Model):
         return f"{self.from_status or '-'} -> {self.to_status} at {self.at:%H:%M:%S}"
 
 
+# --- Follower boards -------------------------------------------------------------------------
+class FollowerBoard(models.Model):
+    """Per-follower counters behind the live board, maintained by database triggers.
+
+    Triggers on ``trading_copytrade`` (migration 0002) keep this row in step with every
+    INSERT, UPDATE and DELETE of a follower's copy trades, inside the same transaction as the
+    change, whoever writes it (the copier's conditional UPDATEs, bulk updates, the admin, the
+    API). So:
+
+    * ``version`` grows with every committed change: the board's refresh compares it with the
+      version the page shows and answers 204 without reading a single trade (one indexed row);
+    * the per-status counts are the board's "overall" statistics without a scan.
+
+    Plain integers, no CHECK constraints: a counter can never make a copy trade write fail.
+    ``trading.board.rebuild_boards()`` recomputes every row from the copy trades.
+    """
+
+    follower = models.OneToOneField(
+        Follower, on_delete=models.CASCADE, primary_key=True, related_name="board"
+    )
+    version = models.BigIntegerField(default=0)
+    total = models.IntegerField(default=0)
+    pending = models.IntegerField(default=0)
+    sending = models.IntegerField(default=0)
+    success = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    cancelled = models.IntegerField(default=0)
+    expired = models.IntegerField(default=0)
+    unknown = models.IntegerField(default=0)
+    skipped = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"board of follower {self.follower_id} v{self.version}"
+
+
 # --- Position ledger -----------------------------------------------------------------------------
 class PositionLedger(models.Model):
     """Fills of copied orders per master x follower x instrument x product.

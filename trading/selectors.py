@@ -1,0 +1,471 @@
+"""Reads for the dashboards and the API. Each selector carries the access rule: a follower
+sees only its own rows, a master only its own followers' rows, anybody else nothing (staff use
+the admin). Querysets come ready: `select_related` and an explicit `order_by`."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+from django.db.models import Count, QuerySet
+from django.utils import timezone
+
+from accounts.models import Follower, Master, User
+from trading.models import BrokerSession, CopyTrade, CopyTradeStatus, FollowerBoard
+
+IST = ZoneInfo("Asia/Kolkata")
+
+
+# --- The trading day ---------------------------------------------------------------------------
+def trading_day(now: datetime | None = None) -> date:
+    """Today in India: the day "today" means on every board, whatever the server's zone."""
+    return timezone.localtime(now or timezone.now(), IST).date()
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """[start, end) of an IST calendar day as aware datetimes."""
+    start = datetime.combine(day, time.min, tzinfo=IST)
+    return start, start + timedelta(days=1)
+
+
+# --- Access rules ------------------------------------------------------------------------------
+def master_of(user: Any) -> Master | None:
+    if getattr(user, "role", None) != User.Role.MASTER:
+        return None
+    return Master.objects.filter(user_id=user.pk).first()
+
+
+def follower_of(user: Any) -> Follower | None:
+    if getattr(user, "role", None) != User.Role.FOLLOWER:
+        return None
+    return Follower.objects.select_related("master").filter(user_id=user.pk).first()
+
+
+def copy_trades_for(user: Any) -> QuerySet[CopyTrade]:
+    """Copy trades `user` may see, newest first: a follower its own, a master its followers'."""
+    base = CopyTrade.objects.select_related("follower", "master__user").order_by(
+        "-decided_at", "-id"
+    )
+    role = getattr(user, "role", None)
+    if not getattr(user, "is_authenticated", False):
+        return base.none()
+    if role == User.Role.FOLLOWER:
+        return base.filter(follower__user_id=user.pk)
+    if role == User.Role.MASTER:
+        return base.filter(follower__master__user_id=user.pk)
+    return base.none()
+
+
+def followers_for(user: Any) -> QuerySet[Follower]:
+    """Followers `user` may see: a master its own (active first), anybody else none."""
+    if getattr(user, "role", None) != User.Role.MASTER:
+        return Follower.objects.none()
+    return (
+        Follower.objects.filter(master__user_id=user.pk)
+        .select_related("user", "user__broker_account", "user__broker_account__session")
+        .order_by("-is_active", "display_name", "id")
+    )
+
+
+# --- Statistics --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stats:
+    """Counts by status, as the board shows them. "pending" includes copies being sent."""
+
+    total: int = 0
+    successful: int = 0
+    pending: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    skipped: int = 0
+    expired: int = 0
+    unknown: int = 0
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, int]) -> Stats:
+        return cls(
+            total=sum(counts.values()),
+            successful=counts.get(CopyTradeStatus.SUCCESS, 0),
+            pending=counts.get(CopyTradeStatus.PENDING, 0) + counts.get(CopyTradeStatus.SENDING, 0),
+            failed=counts.get(CopyTradeStatus.FAILED, 0),
+            cancelled=counts.get(CopyTradeStatus.CANCELLED, 0),
+            skipped=counts.get(CopyTradeStatus.SKIPPED, 0),
+            expired=counts.get(CopyTradeStatus.EXPIRED, 0),
+            unknown=counts.get(CopyTradeStatus.UNKNOWN, 0),
+        )
+
+    def items(self) -> list[tuple[str, str, int]]:
+        """(key, label, value) in display order."""
+        return [
+            ("total", "Total", self.total),
+            ("successful", "Successful", self.successful),
+            ("pending", "Pending", self.pending),
+            ("failed", "Failed", self.failed),
+            ("skipped", "Skipped", self.skipped),
+            ("expired", "Expired", self.expired),
+            ("unknown", "Unknown", self.unknown),
+            ("cancelled", "Cancelled", self.cancelled),
+        ]
+
+
+def stats_between(
+    trades: QuerySet[CopyTrade], start: datetime | None = None, end: datetime | None = None
+) -> Stats:
+    """Counts by status of `trades` decided in [start, end) (an aggregate; for small ranges)."""
+    qs = trades.order_by()
+    if start is not None:
+        qs = qs.filter(decided_at__gte=start)
+    if end is not None:
+        qs = qs.filter(decided_at__lt=end)
+    rows = qs.values("status").annotate(n=Count("id"))
+    return Stats.from_counts({row["status"]: row["n"] for row in rows})
+
+
+def board_stats(board: FollowerBoard | None) -> Stats:
+    """Overall counts from the trigger-maintained counters: no scan of the trades."""
+    if board is None:
+        return Stats()
+    return Stats.from_counts(
+        {
+            CopyTradeStatus.PENDING: board.pending,
+            CopyTradeStatus.SENDING: board.sending,
+            CopyTradeStatus.SUCCESS: board.success,
+            CopyTradeStatus.FAILED: board.failed,
+            CopyTradeStatus.CANCELLED: board.cancelled,
+            CopyTradeStatus.EXPIRED: board.expired,
+            CopyTradeStatus.UNKNOWN: board.unknown,
+            CopyTradeStatus.SKIPPED: board.skipped,
+        }
+    )
+
+
+# --- Broker session state ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class SessionView:
+    """An account's AliceBlue session as a person needs to read it."""
+
+    state: str  # "ready" | "needs_login" | "expired" | "error" | "no_account"
+    label: str
+    login_method: str = ""
+    last_error: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+
+def session_view(
+    *,
+    has_account: bool,
+    state: str | None,
+    session_day: date | None,
+    login_method: str = "",
+    last_error: str = "",
+    today: date | None = None,
+) -> SessionView:
+    if not has_account:
+        return SessionView("no_account", "No AliceBlue account linked")
+    today = today or trading_day()
+    if state == BrokerSession.State.READY and session_day == today:
+        return SessionView("ready", "Ready for today", login_method)
+    if state in (BrokerSession.State.ERROR, BrokerSession.State.EXPIRED) and session_day == today:
+        label = "Session error" if state == BrokerSession.State.ERROR else "Session expired"
+        return SessionView(state, label, login_method, last_error)
+    # No session yet, or yesterday's: AliceBlue wants the owner's login every trading day.
+    return SessionView("needs_login", "Needs today's login", login_method)
+
+
+def session_view_for_user(user: Any) -> SessionView:
+    row = (
+        BrokerSession.objects.filter(account__owner_id=user.pk)
+        .values_list("state", "trading_day", "account__login_method", "last_error")
+        .first()
+    )
+    if row is None:
+        method = (
+            type(user)
+            .objects.filter(pk=user.pk)
+            .values_list("broker_account__login_method", flat=True)
+            .first()
+        )
+        return session_view(
+            has_account=bool(method), state=None, session_day=None, login_method=method or ""
+        )
+    state, day, method, error = row
+    return session_view(
+        has_account=True, state=state, session_day=day, login_method=method, last_error=error
+    )
+
+
+# --- The follower board (the hot path: raw, indexed reads) --------------------------------------
+# The board is polled by every follower every 5 s. Its reads are written as plain SQL over
+# unique or indexed keys: the ORM's query compilation alone costs more here than the reads
+# (see docs/BENCHMARKS.md). Table names come from the models.
+
+STATUSES: tuple[str, ...] = tuple(CopyTradeStatus.values)
+_BOARD_COUNT_COLUMNS = (
+    "pending",
+    "sending",
+    "success",
+    "failed",
+    "cancelled",
+    "expired",
+    "unknown",
+    "skipped",
+)
+
+
+@dataclass(frozen=True)
+class BoardLogin:
+    """The user row's fields the poll's login check needs (see trading.fastauth)."""
+
+    password: str
+    is_active: bool
+    role: str
+
+
+@dataclass(frozen=True)
+class BoardState:
+    """Everything the board's refresh needs to decide "unchanged", from one indexed query."""
+
+    follower_id: int
+    display_name: str
+    version: int
+    token: str
+    session: SessionView
+    paused: bool
+    active: bool
+    entries_paused_by_master: bool
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def overall(self) -> Stats:
+        return Stats.from_counts(self.counts)
+
+
+@cache
+def _board_state_sql() -> str:
+    from accounts.models import BrokerAccount
+
+    board_cols = ", ".join(f"b.{col}" for col in _BOARD_COUNT_COLUMNS)
+    return (
+        "SELECT u.password, u.is_active, u.role, "  # noqa: S608 - constants and model table names only
+        "f.id, f.display_name, f.updated_at, f.is_paused, f.is_active, m.entries_paused, "
+        f"b.version, {board_cols}, "
+        "a.id, a.login_method, s.state, s.trading_day, s.updated_at, s.last_error "
+        f"FROM {User._meta.db_table} u "
+        f"JOIN {Follower._meta.db_table} f ON f.user_id = u.id "
+        f"JOIN {Master._meta.db_table} m ON m.id = f.master_id "
+        f"LEFT JOIN {FollowerBoard._meta.db_table} b ON b.follower_id = f.id "
+        f"LEFT JOIN {BrokerAccount._meta.db_table} a ON a.owner_id = u.id "
+        f"LEFT JOIN {BrokerSession._meta.db_table} s ON s.account_id = a.id "
+        "WHERE u.id = %s"
+    )
+
+
+def board_state_with_login(
+    user_id: int, *, now: datetime | None = None
+) -> tuple[BoardLogin, BoardState] | None:
+    """The follower's board state (and its user's login fields), in one query over unique keys.
+
+    The token a page carries covers everything the board shows: the trigger-maintained copy
+    trade version, the IST day (today's statistics reset at midnight), the follower's own and
+    its master's pause switches and the broker session. Equal token, nothing to re-render.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_board_state_sql(), [user_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    (
+        password,
+        user_active,
+        role,
+        follower_id,
+        name,
+        f_updated,
+        paused,
+        active,
+        m_paused,
+        version,
+        *rest,
+    ) = row
+    counts = rest[: len(_BOARD_COUNT_COLUMNS)]
+    account_id, method, s_state, s_day, s_updated, s_error = rest[len(_BOARD_COUNT_COLUMNS) :]
+    today = trading_day(now)
+    if isinstance(s_day, str):  # SQLite hands dates back as text in some builds
+        s_day = date.fromisoformat(s_day)
+    session = session_view(
+        has_account=account_id is not None,
+        state=s_state,
+        session_day=s_day,
+        login_method=method or "",
+        last_error=s_error or "",
+        today=today,
+    )
+    raw = "|".join(
+        str(part)
+        for part in (
+            version or 0,
+            today,
+            f_updated,
+            bool(paused),
+            bool(active),
+            bool(m_paused),
+            method,
+            s_state,
+            s_day,
+            s_updated,
+        )
+    )
+    state = BoardState(
+        follower_id=follower_id,
+        display_name=name,
+        version=version or 0,
+        token=hashlib.blake2b(raw.encode(), digest_size=8).hexdigest(),
+        session=session,
+        paused=bool(paused),
+        active=bool(active),
+        entries_paused_by_master=bool(m_paused),
+        counts={
+            status.upper(): int(n or 0)
+            for status, n in zip(_BOARD_COUNT_COLUMNS, counts, strict=True)
+        },
+    )
+    return BoardLogin(password=password, is_active=bool(user_active), role=role), state
+
+
+def board_state(user_id: int, *, now: datetime | None = None) -> BoardState | None:
+    loaded = board_state_with_login(user_id, now=now)
+    return loaded[1] if loaded else None
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    """One copy trade as the board prints it (formatted once, in Python)."""
+
+    id: int
+    time_iso: str
+    time_text: str
+    symbol: str
+    details: str
+    side: str
+    quantity: int
+    master_quantity: int
+    filled_note: str
+    price_text: str
+    price_note: str
+    status: str
+    status_label: str
+    reason: str
+
+
+_STATUS_LABELS = dict(CopyTradeStatus.choices)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+
+
+def _price(value: object) -> str:
+    """A price for display: at least two decimals, never a float's noise."""
+    amount = Decimal(str(value))
+    text = f"{amount:,.4f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
+@cache
+def _board_page_sql() -> str:
+    return (
+        "SELECT id, decided_at, exchange, trading_symbol, side, order_type, product, price, "  # noqa: S608 - constants and model table names only
+        "average_price, quantity, master_quantity, filled_quantity, status, reason, manual, "
+        f"intent FROM {CopyTrade._meta.db_table} WHERE follower_id = %s "
+        "ORDER BY decided_at DESC, id DESC LIMIT %s OFFSET %s"
+    )
+
+
+def board_page(
+    follower_id: int, *, page: int, per_page: int, total: int
+) -> tuple[list[BoardRow], int, int]:
+    """One page of a follower's copy trades, newest first, without counting the rows again
+    (the total comes from the board counters). Returns (rows, page, number of pages)."""
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    with connection.cursor() as cursor:
+        cursor.execute(_board_page_sql(), [follower_id, per_page, (page - 1) * per_page])
+        fetched = cursor.fetchall()
+    rows = []
+    for (
+        pk,
+        decided,
+        exchange,
+        symbol,
+        side,
+        order_type,
+        product,
+        price,
+        avg,
+        qty,
+        master_qty,
+        filled,
+        status,
+        reason,
+        manual,
+        intent,
+    ) in fetched:
+        if isinstance(decided, str):
+            decided = datetime.fromisoformat(decided)
+        local = _aware(decided).astimezone(IST)
+        details = [exchange, product, order_type]
+        if manual:
+            details.append("manual")
+        if intent == CopyTrade.Intent.EXIT:
+            details.append("exit")
+        if avg is not None:
+            price_text, price_note = _price(avg), "avg"
+        elif price is not None:
+            price_text, price_note = _price(price), ""
+        else:
+            price_text, price_note = "market", "market"
+        rows.append(
+            BoardRow(
+                id=pk,
+                time_iso=local.isoformat(),
+                time_text=local.strftime("%d %b %H:%M:%S"),
+                symbol=symbol,
+                details=" · ".join(details),
+                side=side,
+                quantity=qty,
+                master_quantity=master_qty,
+                filled_note=f"filled {filled}" if filled and filled != qty else "",
+                price_text=price_text,
+                price_note=price_note,
+                status=status,
+                status_label=_STATUS_LABELS.get(status, status),
+                reason=reason,
+            )
+        )
+    return rows, page, pages
+
+
+@cache
+def _today_sql() -> str:
+    return (
+        f"SELECT status, COUNT(*) FROM {CopyTrade._meta.db_table} "  # noqa: S608 - constants and model table names only
+        "WHERE follower_id = %s AND decided_at >= %s AND decided_at < %s GROUP BY status"
+    )
+
+
+def today_stats_for_follower(follower_id: int, *, now: datetime | None = None) -> Stats:
+    start, end = day_bounds(trading_day(now))
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(_today_sql(), [follower_id, adapt(start), adapt(end)])
+        return Stats.from_counts({status: int(n) for status, n in cursor.fetchall()})
