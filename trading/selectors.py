@@ -10,22 +10,23 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from accounts.models import Follower, Master, User
+from accounts.models import BrokerAccount, Follower, Master, User
+from copytrade.lib import clock
 from trading.models import BrokerSession, CopyTrade, CopyTradeStatus, FollowerBoard
 
-IST = ZoneInfo("Asia/Kolkata")
+IST = clock.IST
 
 
 # --- The trading day ---------------------------------------------------------------------------
 def trading_day(now: datetime | None = None) -> date:
-    """Today in India: the day "today" means on every board, whatever the server's zone."""
-    return timezone.localtime(now or timezone.now(), IST).date()
+    """Today in India (the product's clock, copytrade.lib.clock): the day "today" means on
+    every board, whatever the server's zone."""
+    return (now or clock.now()).astimezone(IST).date()
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -148,58 +149,61 @@ def board_stats(board: FollowerBoard | None) -> Stats:
 # --- Broker session state ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class SessionView:
-    """An account's AliceBlue session as a person needs to read it."""
+    """An account's AliceBlue session as a person needs to read it (the same rule as
+    trading.brokers.sessions.session_view: yesterday's session needs today's login)."""
 
-    state: str  # "ready" | "needs_login" | "expired" | "error" | "no_account"
+    state: str  # BrokerSession.State value, or "no_account"
     label: str
     login_method: str = ""
     last_error: str = ""
+    account_id: int | None = None
 
     @property
     def ready(self) -> bool:
-        return self.state == "ready"
+        return self.state == BrokerSession.State.READY
 
 
 def session_view(
     *,
-    has_account: bool,
+    account_id: int | None,
     state: str | None,
     session_day: date | None,
     login_method: str = "",
     last_error: str = "",
     today: date | None = None,
 ) -> SessionView:
-    if not has_account:
+    if account_id is None:
         return SessionView("no_account", "No AliceBlue account linked")
-    today = today or trading_day()
-    if state == BrokerSession.State.READY and session_day == today:
-        return SessionView("ready", "Ready for today", login_method)
-    if state in (BrokerSession.State.ERROR, BrokerSession.State.EXPIRED) and session_day == today:
-        label = "Session error" if state == BrokerSession.State.ERROR else "Session expired"
-        return SessionView(state, label, login_method, last_error)
-    # No session yet, or yesterday's: AliceBlue wants the owner's login every trading day.
-    return SessionView("needs_login", "Needs today's login", login_method)
+    if state is None or (
+        state == BrokerSession.State.READY and session_day != (today or trading_day())
+    ):
+        state = BrokerSession.State.NEEDS_LOGIN
+    return SessionView(
+        state,
+        str(BrokerSession.State(state).label),
+        login_method,
+        last_error if state != BrokerSession.State.READY else "",
+        account_id,
+    )
 
 
 def session_view_for_user(user: Any) -> SessionView:
     row = (
-        BrokerSession.objects.filter(account__owner_id=user.pk)
-        .values_list("state", "trading_day", "account__login_method", "last_error")
+        BrokerAccount.objects.filter(owner_id=user.pk)
+        .values_list(
+            "id", "login_method", "session__state", "session__trading_day", "session__last_error"
+        )
         .first()
     )
     if row is None:
-        method = (
-            type(user)
-            .objects.filter(pk=user.pk)
-            .values_list("broker_account__login_method", flat=True)
-            .first()
-        )
-        return session_view(
-            has_account=bool(method), state=None, session_day=None, login_method=method or ""
-        )
-    state, day, method, error = row
+        return session_view(account_id=None, state=None, session_day=None)
+    account_id, method, state, day, error = row
     return session_view(
-        has_account=True, state=state, session_day=day, login_method=method, last_error=error
+        account_id=account_id,
+        state=state,
+        session_day=day,
+        login_method=method,
+        last_error=error or "",
     )
 
 
@@ -251,8 +255,6 @@ class BoardState:
 
 @cache
 def _board_state_sql() -> str:
-    from accounts.models import BrokerAccount
-
     board_cols = ", ".join(f"b.{col}" for col in _BOARD_COUNT_COLUMNS)
     return (
         "SELECT u.password, u.is_active, u.role, "  # noqa: S608 - constants and model table names only
@@ -302,7 +304,7 @@ def board_state_with_login(
     if isinstance(s_day, str):  # SQLite hands dates back as text in some builds
         s_day = date.fromisoformat(s_day)
     session = session_view(
-        has_account=account_id is not None,
+        account_id=account_id,
         state=s_state,
         session_day=s_day,
         login_method=method or "",

@@ -41,18 +41,14 @@ def _private(response: HttpResponse, *, htmx_aware: bool = True) -> HttpResponse
     return response
 
 
-def broker_connect_url() -> str | None:
-    """The OAuth connect view of the AliceBlue client (trading/brokers), when it is installed.
-
-    INTEGRATION POINT: the connect flow belongs to the broker client; this page only links to
-    it. Until its URL exists the board explains what to do instead of showing a dead button.
-    """
-    for name in ("trading:broker_connect", "broker:connect"):
-        try:
-            return reverse(name)
-        except NoReverseMatch:
-            continue
-    return None
+def broker_connect_url(account_id: int | None) -> str | None:
+    """The broker client's Connect view for an account (its AliceBlue sign-in flow)."""
+    if account_id is None:
+        return None
+    try:
+        return reverse("trading:broker_connect", args=[account_id])
+    except NoReverseMatch:  # the broker client is not installed
+        return None
 
 
 @require_GET
@@ -97,8 +93,11 @@ def _board_response(request: HtmxHttpRequest, state: selectors.BoardState) -> Ht
             "today": selectors.today_stats_for_follower(state.follower_id),
             "overall": state.overall,
             "connect_url": (
-                broker_connect_url() if state.session.login_method == "oauth" else None
+                broker_connect_url(state.session.account_id)
+                if state.session.login_method == "oauth"
+                else None
             ),
+            "connect_next": reverse("trading:follower_board"),
             "poll_seconds": BOARD_POLL_SECONDS,
         }
         template = "trading/follower_board.html"

@@ -289,16 +289,20 @@ def test_todays_session_is_ready(client_a, follower_a):
 
 
 def test_oauth_account_needing_login_is_offered_the_connect_flow(client_a, follower_a):
-    BrokerAccount.objects.filter(owner=follower_a.user).update(login_method="oauth")
+    account = BrokerAccount.objects.get(owner=follower_a.user)
+    account.login_method = "oauth"
+    account.save()
     html = client_a.get(URL).content.decode()
     assert 'data-session-state="needs_login"' in html
-    from trading.views import broker_connect_url
+    connect = reverse("trading:broker_connect", args=[account.pk])
+    assert f'action="{connect}"' in html
+    assert 'name="csrfmiddlewaretoken"' in html
 
-    url = broker_connect_url()
-    if url:
-        assert f'href="{url}"' in html
-    else:
-        assert "not available on this installation yet" in html
+
+def test_api_key_account_is_told_to_sign_in_not_given_a_button(client_a):
+    html = client_a.get(URL).content.decode()
+    assert "/connect/" not in html
+    assert "connects with your API key" in html
 
 
 def test_paused_follower_sees_it(client_a, follower_a):
