@@ -200,3 +200,32 @@ def test_no_secret_reaches_a_log_line_or_an_exception(sbx, master_x, caplog):
     text = "\n".join([r.getMessage() for r in caplog.records] + errors)
     for secret in (token, info.api_key):
         assert secret not in text
+
+
+def test_sandbox_mode_without_a_configured_app_uses_the_sandboxs_vendor_app(
+    sbx, master_x, settings
+):
+    settings.ALICEBLUE_APP_CODE = ""
+    settings.ALICEBLUE_API_SECRET = ""
+    settings.SANDBOX_STATE_PATH = sbx.state_path
+    account = master_x.user.broker_account
+    account.login_method = BrokerAccount.LoginMethod.OAUTH
+    app = sessions.vendor_app(account)
+    assert app.app_code.reveal() == sbx.vendor_app.app_code
+    assert app.api_secret.reveal() == sbx.vendor_app.api_secret
+    settings.ALICEBLUE_BROKER = "live"
+    with pytest.raises(sessions.ConnectError, match="No AliceBlue vendor app"):
+        sessions.vendor_app(account)
+
+
+def test_pooled_client_for_an_account_reuses_its_connection_pool(sbx, master_x):
+    from trading.brokers.aliceblue.client import client_for
+
+    account = master_x.user.broker_account
+    link(sbx, account)
+    sessions.connect_api_key(account=account)
+    first = client_for(account.pk)
+    second = client_for(account.pk)
+    assert first.transport is second.transport
+    assert first.profile().client_id == account.client_id
+    assert second.funds().available_cash is not None

@@ -216,3 +216,20 @@ def test_the_session_tag_renders_state_and_buttons_for_pages_that_show_an_accoun
         Context({"request": request, "account": account})
     )
     assert "Ready for today" in html and "Disconnect" not in html
+
+
+def test_end_previous_days_ends_only_old_sessions(master_x, follower_a):
+    old = master_x.user.broker_account
+    new = follower_a.user.broker_account
+    _ready(old, day=sessions.trading_day(NOW - timedelta(days=1)))
+    _ready(new, day=sessions.trading_day(NOW))
+    assert sessions.end_previous_days(at=NOW) == 1
+    assert BrokerSession.objects.get(account=old).state == BrokerSession.State.NEEDS_LOGIN
+    assert BrokerSession.objects.get(account=new).state == BrokerSession.State.READY
+
+
+def test_set_push_state(master_x):
+    account = master_x.user.broker_account
+    _ready(account)
+    sessions.set_push_state(account_id=account.pk, state="not_enabled")
+    assert BrokerSession.objects.get(account=account).push_state == "not_enabled"

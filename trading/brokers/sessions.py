@@ -450,6 +450,21 @@ def disconnect(
         )
 
 
+def end_previous_days(*, at: datetime | None = None) -> int:
+    """End every READY session from a previous IST day (the copier's end-of-day step; the
+    daily rule holds without it, since `session_for` never returns such a session)."""
+    return (
+        BrokerSession.objects.filter(state=BrokerSession.State.READY)
+        .exclude(trading_day=trading_day(at))
+        .update(
+            state=BrokerSession.State.NEEDS_LOGIN,
+            session_token_encrypted="",
+            last_error=PREVIOUS_DAY,
+            updated_at=timezone.now(),
+        )
+    )
+
+
 def set_push_state(*, account_id: int, state: str) -> None:
     """The copier reports whether the account has order-update push (ENABLED/NOT_ENABLED)."""
     BrokerSession.objects.filter(account_id=account_id).exclude(push_state=state).update(

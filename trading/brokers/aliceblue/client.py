@@ -18,6 +18,7 @@ used up); order calls do not. A SessionExpired answer also marks the stored sess
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -282,3 +283,23 @@ class AsyncAliceBlueClient(_ClientBase):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+# --- pooled synchronous clients (web process, commands) ---------------------------------------
+_local = threading.local()
+
+
+def client_for(account_id: int, session: AccountSession | None = None) -> AliceBlueClient:
+    """A synchronous client for an account's ready session that reuses one connection pool
+    per account and thread (requests.Session is not shared between threads). Raises
+    NeedsDailyLogin / SessionExpired like `sessions.session_for`. Do not close it."""
+    if session is None:
+        from trading.brokers import sessions
+
+        session = sessions.session_for(account=account_id)
+    pools: dict[int, SyncTransport] = getattr(_local, "pools", None) or {}
+    _local.pools = pools
+    transport = pools.get(account_id)
+    if transport is None:
+        transport = pools[account_id] = SyncTransport()
+    return AliceBlueClient(session, transport=transport)

@@ -47,6 +47,14 @@ INDEX_FREEZE_UNITS = {
     "NIFTYNXT50": 600,
 }
 
+
+def default_exchanges() -> list[str]:
+    """The files to load: AliceBlue's five; the sandbox broker serves no BFO file."""
+    if settings.ALICEBLUE_BROKER == "sandbox":
+        return [e for e in DEFAULT_EXCHANGES if e != "BFO"]
+    return list(DEFAULT_EXCHANGES)
+
+
 _UPDATE_FIELDS = [
     "trading_symbol",
     "symbol",

@@ -1,6 +1,7 @@
 """Download AliceBlue's contract master and upsert it into the Instrument table.
 
     python manage.py refresh_instruments                 # NSE BSE NFO BFO MCX, once per IST day
+                                                         # (the sandbox serves no BFO file)
     python manage.py refresh_instruments --exchange NFO --force
 
 Skips an exchange already refreshed today (IST) unless --force; exits 1 if any failed.
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="refresh even if fresh today")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        exchanges = options["exchange"] or list(contracts.DEFAULT_EXCHANGES)
+        exchanges = options["exchange"] or contracts.default_exchanges()
         results = contracts.refresh(exchanges, day=sessions.trading_day(), force=options["force"])
         for result in results:
             self.stdout.write(json.dumps(result.__dict__))
