@@ -1,4 +1,5 @@
-"""Fixtures for the client against the real sandbox broker over sockets (sandbox.testing)."""
+"""Fixtures for the client against the real sandbox broker over sockets (the session-scoped
+`sandbox_server` of sandbox.testing, shared with the sandbox's own tests)."""
 
 from __future__ import annotations
 
@@ -16,30 +17,23 @@ from trading.brokers.aliceblue.transport import SyncTransport
 from trading.brokers.aliceblue.types import AccountSession, Generation
 
 
-@pytest.fixture(scope="session")
-def sbx_server() -> Iterator[Any]:
-    testing = pytest.importorskip("sandbox.testing")
-    with testing.SandboxServer() as server:
-        yield server
-
-
 @pytest.fixture
-def sbx(sbx_server: Any, settings: Any) -> Iterator[Any]:
+def sbx(sandbox_server: Any, settings: Any) -> Iterator[Any]:
     """The sandbox, reset, with every AliceBlue URL of the product pointed at it."""
-    sbx_server.reset()
+    sandbox_server.reset()
     settings.ALICEBLUE_BROKER = "sandbox"
-    settings.ALICEBLUE_OPEN_API_URL = sbx_server.url
-    settings.ALICEBLUE_ANT_API_URL = sbx_server.url
-    settings.ALICEBLUE_LOGIN_URL = sbx_server.url + "/"
-    settings.ALICEBLUE_CONTRACT_URL = sbx_server.contract_url
-    settings.ALICEBLUE_ORDER_WS_URL = sbx_server.order_ws_url("g3")
-    settings.ALICEBLUE_ANT_ORDER_WS_URL = sbx_server.order_ws_url("g2")
-    settings.ALICEBLUE_APP_CODE = sbx_server.vendor_app.app_code
-    settings.ALICEBLUE_API_SECRET = sbx_server.vendor_app.api_secret
+    settings.ALICEBLUE_OPEN_API_URL = sandbox_server.url
+    settings.ALICEBLUE_ANT_API_URL = sandbox_server.url
+    settings.ALICEBLUE_LOGIN_URL = sandbox_server.url + "/"
+    settings.ALICEBLUE_CONTRACT_URL = sandbox_server.contract_url
+    settings.ALICEBLUE_ORDER_WS_URL = sandbox_server.order_ws_url("g3")
+    settings.ALICEBLUE_ANT_ORDER_WS_URL = sandbox_server.order_ws_url("g2")
+    settings.ALICEBLUE_APP_CODE = sandbox_server.vendor_app.app_code
+    settings.ALICEBLUE_API_SECRET = sandbox_server.vendor_app.api_secret
     settings.ALICEBLUE_CONNECT_TIMEOUT = 2.0
     settings.ALICEBLUE_READ_TIMEOUT = 3.0
-    yield sbx_server
-    sbx_server.reset()
+    yield sandbox_server
+    sandbox_server.reset()
 
 
 def sandbox_endpoints(sbx: Any) -> Endpoints:
