@@ -207,6 +207,8 @@ def holdings_of(core: SandboxCore, client_id: str) -> list[tuple[E.Position, int
 
 @authed
 async def holdings(request: web.Request, core: SandboxCore, session: Session) -> web.Response:
+    if request.match_info.get("product", "CNC").upper() != "CNC":
+        return err(core, "EC922")  # the sandbox has no MTF book
     rows = []
     for pos, held in holdings_of(core, session.client_id):
         avg = (pos.cf_buy_value / pos.cf_buy_units).quantize(E.CENT) if pos.cf_buy_units else E.ZERO

@@ -67,6 +67,8 @@ def test_delivery_buys_become_holdings_the_next_day(sandbox, sandbox_account):
         4,
     )
     assert holding["averageTradedPrice"] == 950.0
+    mtf = g3(sandbox, "GET", "holdings/MTF", g3_login(sandbox, sandbox_account)).json()
+    assert mtf["message"] == "EC922"
     body = g2(
         sandbox, "GET", "positionAndHoldings/holdings", g2_login(sandbox, sandbox_account)
     ).json()
