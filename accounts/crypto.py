@@ -33,6 +33,27 @@ def fernet() -> MultiFernet:
     return _multifernet(tuple(settings.CREDENTIAL_KEYS))
 
 
+@lru_cache(maxsize=4)
+def _single(key: str) -> Fernet:
+    try:
+        return Fernet(key.encode())
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(
+            "CREDENTIAL_KEYS must be url-safe base64 Fernet keys (32 bytes each)"
+        ) from exc
+
+
+def is_current(token: str) -> bool:
+    """Is this token already encrypted under the newest key (the first of CREDENTIAL_KEYS)?"""
+    if not token:
+        return True
+    try:
+        _single(settings.CREDENTIAL_KEYS[0]).decrypt(token.encode())
+    except InvalidToken:
+        return False
+    return True
+
+
 def seal(value: str) -> tuple[str, str]:
     """Encrypt a secret; return (token, hint) where hint is at most the last 4 characters."""
     if not value:

@@ -6,14 +6,16 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractUser
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
-from accounts import crypto
+from accounts import crypto, validation
+from accounts.validation import EXCHANGES, PRODUCT_TYPES
 from copytrade.lib.secret import Secret
 
-PRODUCT_TYPES = ("MIS", "CNC", "NRML")
-EXCHANGES = ("NSE", "BSE", "NFO", "BFO", "MCX", "CDS", "BCD")
+__all__ = ["EXCHANGES", "PRODUCT_TYPES", "BrokerAccount", "Follower", "Master", "User"]
 
 
 class User(AbstractUser):
@@ -38,6 +40,11 @@ class User(AbstractUser):
     @property
     def is_follower(self) -> bool:
         return self.role == self.Role.FOLLOWER
+
+    @property
+    def needs_second_factor(self) -> bool:
+        """Masters act on followers' money and staff use the admin: both need TOTP."""
+        return self.role == self.Role.MASTER or self.is_staff or self.is_superuser
 
 
 class Master(models.Model):
@@ -80,19 +87,42 @@ class Master(models.Model):
 class Follower(models.Model):
     """A follower account: copies its master's orders within its own risk limits."""
 
+    class PausedBy(models.TextChoices):
+        NOBODY = "", "Not paused"
+        MASTER = "master", "Paused by the master"
+        FOLLOWER = "follower", "Paused by the follower"
+
     master = models.ForeignKey(Master, on_delete=models.PROTECT, related_name="followers")
     user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="follower")
-    display_name = models.CharField(max_length=80)
-    lot_multiplier = models.DecimalField(max_digits=10, decimal_places=4)
-    max_quantity = models.PositiveIntegerField()
-    max_order_value = models.DecimalField(max_digits=16, decimal_places=2)
-    max_daily_loss = models.DecimalField(max_digits=16, decimal_places=2)
+    display_name = models.CharField(
+        max_length=validation.DISPLAY_NAME_MAX_LENGTH, validators=[validation.validate_display_name]
+    )
+    lot_multiplier = models.DecimalField(
+        max_digits=10, decimal_places=4, validators=[validation.validate_lot_multiplier]
+    )
+    max_quantity = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(validation.MAX_QUANTITY_LIMIT)]
+    )
+    max_order_value = models.DecimalField(
+        max_digits=16, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))]
+    )
+    max_daily_loss = models.DecimalField(
+        max_digits=16, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))]
+    )
     # ["NSE:INFY", "NFO:NIFTY"]: underlying symbols with exchange; empty means all.
-    allowed_instruments = models.JSONField(default=list, blank=True)
-    # A subset of MIS, CNC, NRML.
-    allowed_product_types = models.JSONField(default=list)
+    allowed_instruments = models.JSONField(
+        default=list, blank=True, validators=[validation.validate_instruments]
+    )
+    # A subset of MIS, CNC, NRML (at least one).
+    allowed_product_types = models.JSONField(
+        default=list, validators=[validation.validate_product_types]
+    )
     is_paused = models.BooleanField(default=False)
     paused_at = models.DateTimeField(null=True, blank=True)
+    # Who paused: a follower may resume only its own pause, never its master's.
+    paused_by = models.CharField(
+        max_length=8, choices=PausedBy.choices, blank=True, default=PausedBy.NOBODY
+    )
     is_active = models.BooleanField(default=True)
     deactivated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -113,6 +143,11 @@ class Follower(models.Model):
             models.CheckConstraint(
                 condition=Q(max_daily_loss__gt=Decimal("0")),
                 name="follower_max_daily_loss_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_paused=False, paused_by="")
+                | Q(is_paused=True, paused_by__in=["master", "follower"]),
+                name="follower_paused_by_consistent",
             ),
         ]
         indexes = [
@@ -143,7 +178,7 @@ class BrokerAccount(models.Model):
     owner = models.OneToOneField(User, on_delete=models.PROTECT, related_name="broker_account")
     # The master that manages this account: the master itself for its own account.
     master = models.ForeignKey(Master, on_delete=models.PROTECT, related_name="broker_accounts")
-    client_id = models.CharField(max_length=32)
+    client_id = models.CharField(max_length=32, validators=[validation.validate_client_id])
     login_method = models.CharField(
         max_length=8, choices=LoginMethod.choices, default=LoginMethod.API_KEY
     )
@@ -154,13 +189,18 @@ class BrokerAccount(models.Model):
     app_code_hint = models.CharField(max_length=4, blank=True, default="")
     api_secret_hint = models.CharField(max_length=4, blank=True, default="")
     credentials_wiped_at = models.DateTimeField(null=True, blank=True)
+    # False once its follower is deactivated: the row stays for history, its secrets are gone
+    # and the client id may be registered again.
+    active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["master", "client_id"], name="broker_account_client_unique_per_master"
+                fields=["master", "client_id"],
+                condition=Q(active=True),
+                name="broker_account_client_unique_per_master",
             ),
             models.CheckConstraint(
                 condition=Q(login_method__in=["api_key", "oauth"]),
@@ -185,6 +225,7 @@ class BrokerAccount(models.Model):
         for name in ("api_key", "app_code", "api_secret"):
             setattr(self, f"{name}_encrypted", "")
             setattr(self, f"{name}_hint", "")
+        self.credentials_wiped_at = timezone.now()
 
     # --- secrets: read (only as Secret wrappers) -----------------------------------------------
     def api_key(self) -> Secret | None:
@@ -199,3 +240,22 @@ class BrokerAccount(models.Model):
     @property
     def uses_own_vendor_app(self) -> bool:
         return bool(self.app_code_encrypted and self.api_secret_encrypted)
+
+    # --- what a page may show: never the secret, at most its last four characters ------------
+    @staticmethod
+    def _shown(encrypted: str, hint: str) -> str:
+        if not encrypted:
+            return "not set"
+        return f"stored, ends in {hint}" if hint else "stored"
+
+    @property
+    def api_key_shown(self) -> str:
+        return self._shown(self.api_key_encrypted, self.api_key_hint)
+
+    @property
+    def app_code_shown(self) -> str:
+        return self._shown(self.app_code_encrypted, self.app_code_hint)
+
+    @property
+    def api_secret_shown(self) -> str:
+        return self._shown(self.api_secret_encrypted, self.api_secret_hint)

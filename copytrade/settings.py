@@ -52,7 +52,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # --- Applications --------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin behind the product's login and second factor (accounts.admin_site).
+    "accounts.apps.CopytradeAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -62,6 +63,7 @@ INSTALLED_APPS = [
     "template_partials",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",  # one-time backup codes for a lost phone
     "axes",
     "csp",
     "accounts",
@@ -152,9 +154,19 @@ AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_LOCKOUT_CALLABLE = "accounts.views.lockout_response"
 AXES_IPWARE_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0) or None
-AXES_SENSITIVE_PARAMETERS = ["password", "api_key", "api_secret", "app_code", "otp_token"]
+AXES_SENSITIVE_PARAMETERS = [
+    "password",
+    "api_key",
+    "api_secret",
+    "app_code",
+    "otp_token",
+    "token",
+    "old_password",
+    "new_password1",
+    "new_password2",
+]
 
 OTP_TOTP_ISSUER = env_str("OTP_ISSUER") or "copytrade"
 

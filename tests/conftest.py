@@ -19,9 +19,10 @@ def _fast_password_hashing(settings):  # type: ignore[no-untyped-def]
 
 
 def login(client: Client, user: User) -> Client:
-    """Log a user in; a master also passes the second factor (a confirmed TOTP device)."""
+    """Log a user in; a master (or staff) also passes the second factor (a confirmed TOTP
+    device), as the product requires before any master page or the admin."""
     client.force_login(user)
-    if user.role == User.Role.MASTER:
+    if user.needs_second_factor:
         device, _ = TOTPDevice.objects.get_or_create(
             user=user, name="default", defaults={"confirmed": True}
         )

@@ -19,6 +19,16 @@
     }
   });
 
+  // Copy buttons are hidden until this script runs: without JavaScript the text stays
+  // selectable and nothing pretends to copy it.
+  function revealCopyButtons(root) {
+    (root || document).querySelectorAll("[data-copy-target][hidden]").forEach(function (b) {
+      b.hidden = false;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { revealCopyButtons(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { revealCopyButtons(event.target); });
+
   // Copy-to-clipboard buttons, with a fallback where the clipboard API is unavailable.
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("[data-copy-target]");

@@ -26,11 +26,11 @@ class Command(BaseCommand):
                 "copytrade: existing accounts kept; see var/first-run.txt for the first sign-in."
             )
             return
-        _master, password = create_master(username=FIRST_MASTER)
+        _master, password = create_master(username=FIRST_MASTER, actor_repr="make run (first run)")
         lines = [
             "copytrade first run",
             "",
-            "Web:      http://127.0.0.1:8000/",
+            f"Web:      http://127.0.0.1:{os.environ.get('WEB_PORT') or 8000}/",
             f"Username: {FIRST_MASTER}",
             f"Password: {password}",
             "",

@@ -17,7 +17,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            _master, password = create_master(username=options["username"], email=options["email"])
+            _master, password = create_master(
+                username=options["username"],
+                email=options["email"],
+                actor_repr="manage.py createmaster",
+            )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         self.stdout.write(f"Master {options['username']!r} created.")
