@@ -23,9 +23,10 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 ## make run: install, migrate, create the first master on the first run, start every process.
+# `honcho run` gives the set-up steps the same environment (.env, if present) as the processes.
 run: $(VENV)/.installed
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py bootstrap
+	$(BIN)/honcho run $(BIN)/python manage.py migrate --noinput
+	$(BIN)/honcho run $(BIN)/python manage.py bootstrap
 	SANDBOX_ROUND_THE_CLOCK=$(or $(SANDBOX_ROUND_THE_CLOCK),true) $(BIN)/honcho start -f Procfile
 
 ## make test: install what the tests need, then run the whole suite.
@@ -40,7 +41,7 @@ lint: $(VENV)/.installed-dev
 
 ## make backup: a consistent copy of the database into var/backups/.
 backup: $(VENV)/.installed
-	$(BIN)/python manage.py backup
+	$(BIN)/honcho run $(BIN)/python manage.py backup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

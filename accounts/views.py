@@ -551,14 +551,12 @@ def broker_account(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Your AliceBlue account is saved.")
             return _redirect(request, reverse("accounts:broker_account"))
-    session = getattr(account, "session", None) if account is not None else None
     return _render(
         request,
         "accounts/broker_account.html",
         {
             "form": form,
             "account": account,
-            "broker_session": session,
             "vendor_app_configured": bool(settings.ALICEBLUE_APP_CODE),
         },
         form=form,

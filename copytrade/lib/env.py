@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def env_str(name: str, default: str | None = None) -> str | None:
@@ -31,7 +31,7 @@ def env_required(name: str, why: str) -> str:
 
 def env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
-    if value is None:
+    if value is None or not value.strip():  # unset or blank: the default
         return default
     lowered = value.strip().lower()
     if lowered in _TRUE:
@@ -66,7 +66,7 @@ def env_decimal(name: str, default: Decimal) -> Decimal:
 
 def env_list(name: str, default: Sequence[str]) -> list[str]:
     value = os.environ.get(name)
-    if value is None:
+    if value is None or not value.strip():  # unset or blank: the default
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
 

@@ -172,9 +172,17 @@ class Route:
     method: str = "get"
     args: Callable[[World], list[Any]] = field(default=lambda w: [])
     data: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 FA = lambda w: [w.follower_a.pk]  # noqa: E731
+FA_ACCOUNT = lambda w: [w.follower_a.user.broker_account.pk]  # noqa: E731
+# Connect calls the broker: point it at a closed port so the answer does not depend on
+# whether a sandbox happens to be running (the connect flows have their own tests).
+UNREACHABLE_BROKER = {
+    "ALICEBLUE_ANT_API_URL": "http://127.0.0.1:9",
+    "ALICEBLUE_OPEN_API_URL": "http://127.0.0.1:9",
+}
 
 ROUTES = [
     Route(
@@ -248,6 +256,31 @@ ROUTES = [
     Route("accounts:me_resume", followers_only(to("accounts:me")), method="post"),
     Route("trading:master_dashboard", masters_only(PAGE)),
     Route("trading:follower_board", followers_only(PAGE)),
+    # AliceBlue connect flows (trading.views_broker): an account's session panel is visible to
+    # its master and its owner; anyone else gets 404 (ids are not probeable).
+    Route("trading:broker_callback", everyone(Status(400), anonymous=LOGIN)),
+    Route(
+        "trading:broker_session",
+        everyone(NOT_FOUND, anonymous=LOGIN, master_x=PAGE, follower_a=PAGE),
+        args=FA_ACCOUNT,
+    ),
+    Route(
+        "trading:broker_connect",
+        everyone(NOT_FOUND, anonymous=LOGIN, master_x=Status(502)),  # 502: broker unreachable
+        method="post",
+        args=FA_ACCOUNT,
+        settings=UNREACHABLE_BROKER,
+    ),
+    Route(
+        "trading:broker_disconnect",
+        everyone(
+            NOT_FOUND,
+            anonymous=LOGIN,
+            master_x=to("trading:broker_session", lambda w: w.follower_a.user.broker_account.pk),
+        ),
+        method="post",
+        args=FA_ACCOUNT,
+    ),
     Route(
         "admin:index",
         everyone(FORBIDDEN, anonymous=LOGIN, staff=PAGE),
@@ -289,7 +322,9 @@ def test_every_route_names_every_persona():
     [(route, persona) for route in ROUTES for persona in PERSONAS],
     ids=[f"{route.name}-{persona}" for route in ROUTES for persona in PERSONAS],
 )
-def test_access(route: Route, persona: str, world: World, client: Client):
+def test_access(route: Route, persona: str, world: World, client: Client, settings):
+    for name, value in route.settings.items():
+        setattr(settings, name, value)
     sign_in(client, world, persona)
     url = reverse(route.name, args=route.args(world))
     response = getattr(client, route.method)(url, route.data)

@@ -472,3 +472,31 @@ def test_master_cannot_take_a_followers_client_id_for_itself(client: Client, mas
     )
     assert response.status_code == 422
     assert response.context["form"].errors["client_id"] == [services.CLIENT_ID_TAKEN]
+
+
+# --- HTMX ---------------------------------------------------------------------------------------
+def test_htmx_pause_navigates_and_detail_renders_its_status_partial(
+    client: Client, master_x, follower_a
+):
+    login(client, master_x.user)
+    hx = {"HX-Request": "true"}
+    response = client.post(reverse("accounts:follower_pause", args=[follower_a.pk]), headers=hx)
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == reverse("accounts:follower_detail", args=[follower_a.pk])
+    partial = client.get(reverse("accounts:follower_detail", args=[follower_a.pk]), headers=hx)
+    assert partial.status_code == 200
+    assert b"<html" not in partial.content and b'id="follower-status"' in partial.content
+    assert b"Resume copying" in partial.content
+    assert "HX-Request" in partial["Vary"]
+
+
+def test_htmx_limits_form_with_errors_swaps_only_the_form(client: Client, master_x, follower_a):
+    login(client, master_x.user)
+    response = client.post(
+        reverse("accounts:follower_limits", args=[follower_a.pk]),
+        limits_data(max_quantity="0"),
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 422
+    assert b"<html" not in response.content and b"<form" in response.content
+    assert b"The max quantity must be at least 1." in response.content

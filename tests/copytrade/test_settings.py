@@ -59,3 +59,16 @@ def test_production_settings_pass_check_deploy_without_silencing():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues (0 silenced)" in result.stdout
+
+
+def test_blank_environment_values_take_the_default(monkeypatch):
+    from copytrade.lib.env import env_bool, env_int, env_list
+
+    monkeypatch.setenv("CT_TEST_FLAG", "  ")
+    monkeypatch.setenv("CT_TEST_LIST", "")
+    monkeypatch.setenv("CT_TEST_INT", "")
+    assert env_bool("CT_TEST_FLAG", True) is True
+    assert env_list("CT_TEST_LIST", ["a"]) == ["a"]
+    assert env_int("CT_TEST_INT", 7) == 7
+    monkeypatch.setenv("CT_TEST_FLAG", "off")
+    assert env_bool("CT_TEST_FLAG", True) is False
