@@ -144,9 +144,11 @@ class Follower(models.Model):
                 condition=Q(max_daily_loss__gt=Decimal("0")),
                 name="follower_max_daily_loss_positive",
             ),
+            # Not paused → nobody paused it. A pause that does not say who (paused_by "")
+            # counts as the master's: only the master may lift it.
             models.CheckConstraint(
                 condition=Q(is_paused=False, paused_by="")
-                | Q(is_paused=True, paused_by__in=["master", "follower"]),
+                | Q(is_paused=True, paused_by__in=["", "master", "follower"]),
                 name="follower_paused_by_consistent",
             ),
         ]
@@ -161,6 +163,11 @@ class Follower(models.Model):
     @property
     def accepts_entries(self) -> bool:
         return self.is_active and not self.is_paused
+
+    @property
+    def paused_by_itself(self) -> bool:
+        """Paused by the follower itself (which it may lift); any other pause is the master's."""
+        return self.is_paused and self.paused_by == self.PausedBy.FOLLOWER
 
 
 class BrokerAccount(models.Model):

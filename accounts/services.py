@@ -623,7 +623,9 @@ def pause_follower(*, follower: Follower, actor: User, request: HttpRequest | No
         row = Follower.objects.select_for_update().select_related("master").get(pk=follower.pk)
         if not row.is_active:
             raise ValidationError(FOLLOWER_INACTIVE)
-        if row.is_paused and (row.paused_by == by or row.paused_by == Follower.PausedBy.MASTER):
+        # A pause that does not say who set it counts as the master's.
+        current = (row.paused_by or Follower.PausedBy.MASTER) if row.is_paused else ""
+        if current == by or current == Follower.PausedBy.MASTER:
             return False
         before = {"is_paused": row.is_paused, "paused_by": row.paused_by}
         row.is_paused = True
@@ -652,9 +654,9 @@ def resume_follower(*, follower: Follower, actor: User, request: HttpRequest | N
             raise ValidationError(FOLLOWER_INACTIVE)
         if not row.is_paused:
             return False
-        if by == Follower.PausedBy.FOLLOWER and row.paused_by == Follower.PausedBy.MASTER:
+        if by == Follower.PausedBy.FOLLOWER and not row.paused_by_itself:
             raise ValidationError(CANNOT_RESUME_MASTERS_PAUSE)
-        before = {"is_paused": True, "paused_by": row.paused_by}
+        before = {"is_paused": True, "paused_by": row.paused_by or Follower.PausedBy.MASTER}
         row.is_paused = False
         row.paused_by = Follower.PausedBy.NOBODY
         row.paused_at = None

@@ -500,3 +500,13 @@ def test_htmx_limits_form_with_errors_swaps_only_the_form(client: Client, master
     assert response.status_code == 422
     assert b"<html" not in response.content and b"<form" in response.content
     assert b"The max quantity must be at least 1." in response.content
+
+
+def test_a_pause_that_does_not_say_who_counts_as_the_masters(master_x, follower_a):
+    Follower.objects.filter(pk=follower_a.pk).update(is_paused=True)  # e.g. an older writer
+    follower_a.refresh_from_db()
+    assert not follower_a.paused_by_itself
+    assert services.pause_follower(follower=follower_a, actor=follower_a.user) is False
+    with pytest.raises(ValidationError):
+        services.resume_follower(follower=follower_a, actor=follower_a.user)
+    assert services.resume_follower(follower=follower_a, actor=master_x.user) is True
