@@ -164,9 +164,11 @@ def test_async_governor_really_waits():
     elapsed = sent[-1] - start
     assert elapsed >= 6 * 0.021 - 0.001  # the spacing really happened
     assert elapsed < 2.0
-    # Wake-ups are never early: each send is at or after its slot. Event-loop lag can only
-    # delay a send, so allow a few ms of it when counting real send times.
-    assert max_in_closed_window(sent, 0.02 - 0.004) <= 8
+    # Wake-ups are never early: the i-th send happens no sooner than the i-th permitted slot
+    # (8 per 20 ms). Event-loop lag on a busy machine can only delay a send, so this holds
+    # however loaded the machine is, unlike counting real send times per window.
+    for i, sent_at in enumerate(sorted(sent)):
+        assert sent_at >= start + (i // 8) * 0.02 - 0.0005, (i, sent_at - start)
 
 
 def test_async_max_wait_raises():
