@@ -69,10 +69,13 @@ INSTALLED_APPS = [
     "accounts",
     "trading",
     "sandbox",
+    "api",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # JSON errors under /api/ whatever produced them (404, 405, a crash)
+    "api.middleware.ApiJsonErrorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

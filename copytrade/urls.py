@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from api.endpoints import api
 from copytrade import views
 
 urlpatterns = [
@@ -9,4 +10,5 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("", include("trading.urls")),
     path("admin/", admin.site.urls),
+    path("api/", api.urls),
 ]
