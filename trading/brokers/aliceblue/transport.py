@@ -57,6 +57,8 @@ def no_answer(call: Call[Any], why: str, *, sent: bool) -> BrokerError:
 
 
 def _log(call: Call[Any], status: int | str, started: float) -> None:
+    if not logger.isEnabledFor(logging.INFO):
+        return
     logger.info(
         "aliceblue %s",
         call.op,
