@@ -229,3 +229,17 @@ def test_pooled_client_for_an_account_reuses_its_connection_pool(sbx, master_x):
     assert first.transport is second.transport
     assert first.profile().client_id == account.client_id
     assert second.funds().available_cash is not None
+
+
+def test_an_old_sessions_expiry_does_not_clobber_a_reconnect(sbx, master_x):
+    account = master_x.user.broker_account
+    link(sbx, account)
+    sessions.connect_api_key(account=account)
+    old = sessions.session_for(account=account)
+    sbx.expire_sessions(account.client_id)
+    sessions.connect_api_key(account=account)  # reconnected meanwhile (e.g. from the web)
+    with AliceBlueClient(old) as broker, pytest.raises(SessionExpired):
+        broker.order_book()
+    assert BrokerSession.objects.get(account=account).state == BrokerSession.State.READY
+    with AliceBlueClient(sessions.session_for(account=account)) as broker:
+        assert broker.order_book() == []

@@ -138,6 +138,7 @@ def session_for(*, account: BrokerAccount | int, at: datetime | None = None) -> 
         token=token,
         account_id=account_id,
         trading_day=record.trading_day,
+        obtained_at=record.obtained_at,
     )
 
 
@@ -410,11 +411,18 @@ def oauth_complete(
     return _store_grant(account=account, grant=grant, method="oauth", actor=actor, request=request)
 
 
-def mark_expired_by_id(*, account_id: int, reason: str) -> bool:
-    """READY → EXPIRED (conditional update; the token is dropped). True if it changed."""
-    changed = BrokerSession.objects.filter(
-        account_id=account_id, state=BrokerSession.State.READY
-    ).update(
+def mark_expired_by_id(
+    *, account_id: int, reason: str, obtained_at: datetime | None = None
+) -> bool:
+    """READY → EXPIRED (conditional update; the token is dropped). True if it changed.
+
+    With `obtained_at` (from the AccountSession that failed) only that session is expired:
+    a session obtained since (a reconnect) stays READY.
+    """
+    rows = BrokerSession.objects.filter(account_id=account_id, state=BrokerSession.State.READY)
+    if obtained_at is not None:
+        rows = rows.filter(obtained_at=obtained_at)
+    changed = rows.update(
         state=BrokerSession.State.EXPIRED,
         session_token_encrypted="",
         last_error=reason[:500],
@@ -425,8 +433,10 @@ def mark_expired_by_id(*, account_id: int, reason: str) -> bool:
     return bool(changed)
 
 
-def mark_expired(*, account: BrokerAccount, reason: str) -> bool:
-    return mark_expired_by_id(account_id=account.pk, reason=reason)
+def mark_expired(
+    *, account: BrokerAccount, reason: str, obtained_at: datetime | None = None
+) -> bool:
+    return mark_expired_by_id(account_id=account.pk, reason=reason, obtained_at=obtained_at)
 
 
 def disconnect(

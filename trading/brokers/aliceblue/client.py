@@ -60,10 +60,13 @@ def latest_by_tag(rows: list[OrderRow], tag: str) -> OrderRow | None:
     return max(matches, key=lambda r: (r.order_time is not None, r.order_time, r.broker_order_id))
 
 
-def _mark_expired(account_id: int, reason: str) -> None:
+def _expire(session: AccountSession, reason: str) -> None:
     from trading.brokers import sessions
 
-    sessions.mark_expired_by_id(account_id=account_id, reason=reason)
+    if session.account_id is not None:
+        sessions.mark_expired_by_id(
+            account_id=session.account_id, reason=reason, obtained_at=session.obtained_at
+        )
 
 
 class _ClientBase:
@@ -75,7 +78,7 @@ class _ClientBase:
         dialect: Dialect | None = None,
         lots: LotTable | None = None,
         budget: Budget | object | None = _DEFAULT,
-        on_session_expired: Callable[[int, str], None] | object | None = _DEFAULT,
+        on_session_expired: Callable[[AccountSession, str], None] | object | None = _DEFAULT,
     ) -> None:
         self.session = session
         dialect = dialect or Dialect.from_settings()
@@ -91,8 +94,8 @@ class _ClientBase:
             budget = Budget(session.account_id) if session.account_id is not None else None
         self.budget: Budget | None = budget  # type: ignore[assignment]
         if on_session_expired is _DEFAULT:
-            on_session_expired = _mark_expired if session.account_id is not None else None
-        self.on_session_expired: Callable[[int, str], None] | None = on_session_expired  # type: ignore[assignment]
+            on_session_expired = _expire if session.account_id is not None else None
+        self.on_session_expired: Callable[[AccountSession, str], None] | None = on_session_expired  # type: ignore[assignment]
 
     @property
     def generation(self) -> Generation:
@@ -127,8 +130,8 @@ class AliceBlueClient(_ClientBase):
         try:
             return self.transport.run(call)
         except SessionExpired as exc:
-            if self.on_session_expired is not None and self.session.account_id is not None:
-                self.on_session_expired(self.session.account_id, str(exc))
+            if self.on_session_expired is not None:
+                self.on_session_expired(self.session, str(exc))
             raise
 
     def place_order(self, order: OrderRequest) -> OrderAck:
@@ -205,7 +208,7 @@ class AsyncAliceBlueClient(_ClientBase):
         super().__init__(session, **kwargs)
         self.transport = transport or AsyncTransport()
         self._owns_transport = transport is None
-        self._async_expired: Callable[[int, str], Any] | None = (
+        self._async_expired: Callable[[AccountSession, str], Any] | None = (
             sync_to_async(self.on_session_expired, thread_sensitive=True)
             if self.on_session_expired is not None
             else None
@@ -226,8 +229,8 @@ class AsyncAliceBlueClient(_ClientBase):
         try:
             return await self.transport.run(call)
         except SessionExpired as exc:
-            if self._async_expired is not None and self.session.account_id is not None:
-                await self._async_expired(self.session.account_id, str(exc))
+            if self._async_expired is not None:
+                await self._async_expired(self.session, str(exc))
             raise
 
     async def place_order(self, order: OrderRequest) -> OrderAck:

@@ -162,6 +162,7 @@ class OrderFeed:
         backoff_initial: float = 1.0,
         backoff_max: float = 60.0,
         login_timeout: float = LOGIN_TIMEOUT_SECONDS,
+        connect_timeout: float | None = None,
     ) -> None:
         self.client = client
         self.ws_url = ws_url or client.api.order_ws_url
@@ -170,6 +171,7 @@ class OrderFeed:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.login_timeout = login_timeout
+        self.client_connect_timeout = connect_timeout or _connect_timeout()
         self.state = FeedState.CONNECTING
         self._announced: FeedState | None = None
         self.connects = 0
@@ -272,7 +274,10 @@ class OrderFeed:
     async def _session(self, token: str) -> str:
         """One connection: log in, heartbeat, read until it closes. Returns why it ended."""
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession()
+            connect = self.client_connect_timeout
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect)
+            )
         user_id = self.client.client_id
         async with self._http.ws_connect(
             self.ws_url, timeout=aiohttp.ClientWSTimeout(ws_close=5.0), autoping=True
@@ -333,6 +338,12 @@ class OrderFeed:
             except (KeyError, TypeError, ValueError):
                 logger.warning("unparseable om frame kept raw")
         return UnknownFrame(data, timezone.now())
+
+
+def _connect_timeout() -> float:
+    from django.conf import settings
+
+    return float(settings.ALICEBLUE_CONNECT_TIMEOUT)
 
 
 def _is_ok(data: Any) -> bool:

@@ -275,3 +275,6 @@ class AccountSession:
     token: Secret
     account_id: int | None = None
     trading_day: date | None = None
+    # When this session was obtained: expiring it is conditional on it still being the
+    # stored one (a reconnect meanwhile must not be clobbered).
+    obtained_at: datetime | None = None
