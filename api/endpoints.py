@@ -25,7 +25,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from pydantic import BaseModel, Field
 
 from accounts.models import Follower, Master, User
-from api.auth import BearerToken, BrowserSession
+from api.auth import MASTERS, MASTERS_ONLY, PEOPLE
 from api.schemas import (
     CopyTradeOut,
     CopyTradeStatusIn,
@@ -48,7 +48,6 @@ UNAUTHENTICATED = (
     "Authentication required: log in (masters: with the second factor), or send "
     "'Authorization: Bearer <token>' (python manage.py api_token USERNAME)."
 )
-MASTERS_ONLY = "Only a master may do this."
 NOT_ALLOWED = "You may not do this."
 FOLLOWER_NOT_FOUND = "No such follower among yours."
 COPY_TRADE_NOT_FOUND = "No such copy trade among yours."
@@ -89,7 +88,7 @@ api = NinjaAPI(
     title="copytrade API",
     version="1",
     description=__doc__,
-    auth=[BearerToken(), BrowserSession()],
+    auth=PEOPLE,
     urls_namespace="api",
     docs_url=None,  # the docs page loads scripts from a CDN; the OpenAPI document is enough
 )
@@ -213,7 +212,7 @@ def _internal(request: HttpRequest, exc: Exception) -> HttpResponse:
 # --- Who is asking ------------------------------------------------------------------------------
 def _user(request: HttpRequest) -> User:
     user = request.auth  # type: ignore[attr-defined]
-    assert isinstance(user, User)
+    assert isinstance(user, User)  # api.auth admits masters and followers only
     return user
 
 
@@ -274,6 +273,7 @@ def copy_trade_out(trade: CopyTrade) -> dict[str, Any]:
 # --- Followers ----------------------------------------------------------------------------------
 @api.post(
     "/followers/register-api-key",
+    auth=MASTERS,
     response={200: Envelope[RegisteredFollowerOut], **ERRORS, 503: ErrorEnvelope},
     summary="Register a follower; the response carries its one-time login",
 )
@@ -316,6 +316,7 @@ def register_api_key(request: HttpRequest, payload: FollowerRegisterIn) -> Any:
 
 @api.get(
     "/followers/list",
+    auth=MASTERS,
     response={200: Envelope[list[FollowerOut]], **ERRORS},
     summary="The master's followers",
 )
@@ -362,6 +363,7 @@ def copy_trades(request: HttpRequest, params: Query[CopyTradeQuery]) -> Any:
 
 @api.post(
     "/followers/copy-trades-log",
+    auth=MASTERS,
     response={200: Envelope[ManualCopyOut], **ERRORS, 503: ErrorEnvelope},
     summary="A manual copy trade, fanned out to every active follower like a master order",
 )

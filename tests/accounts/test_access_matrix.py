@@ -161,6 +161,20 @@ def master_x_only(allowed: Expect) -> dict[str, Expect]:
     )
 
 
+UNAUTHENTICATED = Status(401)
+
+
+def api_masters_only(allowed: Expect) -> dict[str, Expect]:
+    """An API endpoint for masters: no login redirects, 401 until fully logged in."""
+    return everyone(
+        FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+        master_x=allowed,
+        master_y=allowed,
+        master_x_password_only=UNAUTHENTICATED,
+    )
+
+
 def followers_only(allowed: Expect) -> dict[str, Expect]:
     return everyone(FORBIDDEN, anonymous=LOGIN, follower_a=allowed, follower_b=allowed)
 
@@ -280,6 +294,29 @@ ROUTES = [
         ),
         method="post",
         args=FA_ACCOUNT,
+    ),
+    # The JSON API (api.endpoints): 401 instead of a login redirect, JSON everywhere. Bodies
+    # here are empty, so an allowed caller gets the 400 of its validation.
+    Route("api:openapi-json", everyone(PAGE)),
+    Route("api:api-root", everyone(NOT_FOUND)),
+    Route("api:followers_list", api_masters_only(PAGE)),
+    Route("api:register_api_key", api_masters_only(Status(400)), method="post"),
+    Route("api:manual_copy", api_masters_only(Status(400)), method="post"),
+    Route(
+        "api:copy_trades",
+        everyone(
+            PAGE, anonymous=UNAUTHENTICATED, staff=FORBIDDEN, master_x_password_only=UNAUTHENTICATED
+        ),
+    ),
+    Route(
+        "api:cancel_copy_trade",
+        everyone(
+            Status(400),
+            anonymous=UNAUTHENTICATED,
+            staff=FORBIDDEN,
+            master_x_password_only=UNAUTHENTICATED,
+        ),
+        method="patch",
     ),
     Route(
         "admin:index",
