@@ -241,3 +241,32 @@ def test_the_documented_om_sample_parses():
     assert row.product.value == "MIS" and row.order_type.value == "MARKET"
     assert row.rejection_reason.startswith("RED:Margin Shortfall")
     assert event.report_type == "rejected"
+
+
+def test_a_long_silence_reconnects_with_a_fresh_token(sbx, account):
+    session = login(sbx, Generation.ANT, account.client_id)
+
+    def script(events):
+        sbx.set_faults(account.client_id, push_silent=True)
+        deadline = time.monotonic() + 10
+        while FeedState.SILENT not in states(events) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sbx.clear_faults(account.client_id)  # the server answers again: the reconnect works
+
+    def reconnected(events):
+        seen = states(events)
+        if FeedState.DISCONNECTED not in seen:
+            return False
+        return FeedState.CONNECTED in seen[seen.index(FeedState.DISCONNECTED) :]
+
+    events, feed = run_feed(
+        sbx,
+        session,
+        script,
+        until=reconnected,
+        silent_after=0.4,
+        reconnect_after_silence=1.2,
+    )
+    assert reconnected(events), events
+    assert FeedState.SILENT in states(events)
+    assert feed.connects >= 2

@@ -11,7 +11,10 @@
 The protocol (PROTOCOL.md §7.2): `createWsToken` (fresh on every connect) → connect → send
 `{"orderToken","userId"}` → expect `{"status":"Ok"}` → heartbeat `{"heartbeat":"h","userId"}`
 right away and then at least every 50 s → one `{"t":"om",...}` frame per order change.
-On close or error it reconnects with exponential backoff and jitter. An empty token answer
+On close or error it reconnects with exponential backoff and jitter; after
+`reconnect_after_silence` seconds without a frame (SILENT meanwhile, which is also what an
+idle account looks like) it reconnects too, since a half-open socket looks the same.
+An empty token answer
 means the account has no push: reported once as PUSH_NOT_ENABLED and the feed ends (no error
 loop). A session that expired ends the feed with SESSION_EXPIRED.
 """
@@ -24,6 +27,7 @@ import enum
 import json
 import logging
 import random
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -159,6 +163,7 @@ class OrderFeed:
         ws_url: str | None = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         silent_after: float = 60.0,
+        reconnect_after_silence: float | None = 600.0,
         backoff_initial: float = 1.0,
         backoff_max: float = 60.0,
         login_timeout: float = LOGIN_TIMEOUT_SECONDS,
@@ -168,6 +173,7 @@ class OrderFeed:
         self.ws_url = ws_url or client.api.order_ws_url
         self.heartbeat_seconds = heartbeat_seconds
         self.silent_after = silent_after
+        self.reconnect_after_silence = reconnect_after_silence
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.login_timeout = login_timeout
@@ -303,12 +309,21 @@ class OrderFeed:
             await asyncio.sleep(self.heartbeat_seconds)
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> str:
+        last_frame = time.monotonic()
         while not self._stopping.is_set():
             try:
                 message = await ws.receive(timeout=self.silent_after)
             except TimeoutError:
-                self._emit_state(FeedState.SILENT, f"nothing for {self.silent_after:g} s")
+                quiet = time.monotonic() - last_frame
+                self._emit_state(FeedState.SILENT, f"nothing for {quiet:.1f} s")
+                limit = self.reconnect_after_silence
+                if limit is not None and quiet >= limit:
+                    # A half-open connection looks exactly like an idle one: start afresh.
+                    return f"silent for {quiet:.1f} s; reconnecting"
                 continue
+            if message.type in (aiohttp.WSMsgType.PING, aiohttp.WSMsgType.PONG):
+                continue
+            last_frame = time.monotonic()
             if message.type in (
                 aiohttp.WSMsgType.CLOSE,
                 aiohttp.WSMsgType.CLOSING,
