@@ -60,8 +60,9 @@ def issue(*, user: User, name: str = "") -> IssuedToken:
     return IssuedToken(token=token, secret=raw)
 
 
-def revoke(*, token: ApiToken) -> bool:
-    """Revoke one token; False if it already was."""
+def revoke(*, token: ApiToken, actor: User | None = None) -> bool:
+    """Revoke one token; False if it already was. `actor`: the staff member, or None for the
+    command line."""
     with transaction.atomic():
         now = timezone.now()
         changed = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
@@ -69,7 +70,7 @@ def revoke(*, token: ApiToken) -> bool:
         )
         if changed:
             record_audit(
-                actor=None,
+                actor=actor,
                 action="api_token.revoke",
                 target=token,
                 master=_master_of(token.user),
