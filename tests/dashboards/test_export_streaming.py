@@ -10,60 +10,21 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import re
-import shlex
-import signal
 import socket
-import subprocess
-import sys
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
 from tests.conftest import login
+from tests.liveserver import web_server
 from trading.models import CopyTrade, MasterOrder, MasterOrderEvent
 
-ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 2
 ROWS = 6000
-
-
-def procfile_web_args() -> list[str]:
-    line = next(
-        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")
-    )
-    args = shlex.split(line.removeprefix("web:"))
-    # the test's own port and a short worker timeout; everything else as in production
-    out: list[str] = []
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-            continue
-        if arg in ("--bind", "-b", "--timeout", "-t"):
-            skip = True
-            continue
-        if arg.startswith(("--bind=", "--timeout=")):
-            continue
-        out.append(arg)
-    out[0] = str(ROOT / ".venv/bin/gunicorn")
-    return [*out, "--bind", "127.0.0.1:0", "--timeout", str(TIMEOUT), "--graceful-timeout", "2"]
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    host = db.get("HOST") or "127.0.0.1"
-    user = db.get("USER") or "postgres"
-    return f"postgres://{user}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
 def _seed(follower) -> None:  # type: ignore[no-untyped-def]
@@ -115,33 +76,8 @@ def test_long_export_streams_past_the_worker_timeout(follower_a, staff, tmp_path
     _seed(follower_a)
     browser = login(Client(), staff)
     cookie = browser.cookies[settings.SESSION_COOKIE_NAME].value
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-        "COPYTRADE_VAR_DIR": str(settings.VAR_DIR),
-    }
-    log = tmp_path / "gunicorn.log"
-    with log.open("wb") as log_handle:
-        proc = subprocess.Popen(
-            procfile_web_args(),
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log_handle,
-            start_new_session=True,
-        )
-    try:
-        port = None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and port is None:
-            match = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text())
-            port = int(match.group(1)) if match else None
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.1)
-        assert port, log.read_text()
-        time.sleep(1.0)  # workers booted
+    with web_server(tmp_path, timeout=TIMEOUT) as server:
+        port = int(server.url.rsplit(":", 1)[1])
         today = timezone.localdate().isoformat()
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -165,10 +101,7 @@ def test_long_export_streams_past_the_worker_timeout(follower_a, staff, tmp_path
             body = _dechunk(body)
         rows = list(csv.reader(io.StringIO(body.decode().lstrip("\ufeff"))))
         assert len(rows) == ROWS + 1
-        assert "WORKER TIMEOUT" not in log.read_text()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        assert "WORKER TIMEOUT" not in server.log_text()
 
 
 def _dechunk(body: bytes) -> bytes:
@@ -180,7 +113,3 @@ def _dechunk(body: bytes) -> bytes:
             return bytes(out)
         out += rest[:size]
         body = rest[size + 2 :]
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(procfile_web_args(), file=sys.stderr)

@@ -1,0 +1,116 @@
+"""End-to-end tests: Playwright driving Debian's chromium (never a downloaded browser) against
+the product served by its real gunicorn (tests/liveserver.py) on the test database.
+
+No chromium? The tests skip, loudly, with the reason, unless COPYTRADE_E2E_REQUIRED is set (CI
+sets it): then a missing browser fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.factories import TEST_PASSWORD
+from tests.liveserver import LiveServer, web_server
+
+# Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
+# still plain synchronous code between browser steps.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = os.environ.get("COPYTRADE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+REQUIRED = os.environ.get("COPYTRADE_E2E_REQUIRED", "").strip().lower() in {"1", "true", "yes"}
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _missing_browser() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"no chromium at {CHROMIUM} (Debian: apt-get install -y chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (make install-dev)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = _missing_browser()
+    if reason is None or REQUIRED:
+        return  # required: the `browser` fixture fails every e2e test with the reason
+    for item in items:
+        if "e2e" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=f"END-TO-END SKIPPED: {reason}"))
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    reason = _missing_browser()
+    if reason is not None:
+        if REQUIRED:
+            pytest.fail(f"COPYTRADE_E2E_REQUIRED is set but {reason}")
+        pytest.skip(f"END-TO-END SKIPPED: {reason}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # A fresh profile for every run: Playwright gives each launch its own temporary
+        # user-data-dir (it refuses one in `args`); nothing carries over between runs.
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="session")
+def _live_server(
+    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """One server for the session: it reads whatever each test committed."""
+    with web_server(tmp_path_factory.mktemp("web")) as server:
+        yield server
+
+
+@pytest.fixture
+def live(transactional_db: None, _live_server: LiveServer) -> LiveServer:
+    return _live_server
+
+
+@pytest.fixture
+def new_page(browser, live):  # type: ignore[no-untyped-def]
+    """A page in its own browser context (own cookies): one per person in the test."""
+    contexts = []
+
+    def make():  # type: ignore[no-untyped-def]
+        context = browser.new_context(base_url=live.url, viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def browser_password(user: Any, password: str = TEST_PASSWORD) -> str:
+    """Give `user` a password the server process accepts (the suite hashes with MD5, which
+    production settings do not list): PBKDF2 with few iterations, quick to make and check."""
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    user.password = PBKDF2PasswordHasher().encode(password, "e2esalt" + str(user.pk), 1000)
+    user.save(update_fields=["password"])
+    return password
