@@ -8,6 +8,8 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.http import HttpRequest
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import BrokerAccount, Follower, Master, User
 
@@ -77,3 +79,11 @@ class BrokerAccountAdmin(ReadOnlyAdmin):
         "updated_at",
     )
     readonly_fields = fields
+
+
+# django-otp's own admin pages would let staff read a master's TOTP secret (its QR code) and
+# backup codes, or remove them without an audit row. The audited way to reset a lost second
+# factor is `manage.py reset_second_factor USERNAME`.
+for _device_model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_device_model):
+        admin.site.unregister(_device_model)

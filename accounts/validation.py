@@ -101,7 +101,7 @@ def validate_lot_multiplier(value: Decimal) -> None:
 # --- Product types ------------------------------------------------------------------------
 def normalise_product_types(values: Iterable[str]) -> list[str]:
     """Upper-case, drop duplicates, keep the canonical order MIS, CNC, NRML (unknowns last)."""
-    seen = {str(v).strip().upper() for v in values if str(v).strip()}
+    seen = {str(v).strip().upper() for v in values or () if str(v).strip()}
     known = [p for p in PRODUCT_TYPES if p in seen]
     return known + sorted(seen.difference(PRODUCT_TYPES))
 
@@ -133,7 +133,7 @@ def normalise_instruments(values: Iterable[str]) -> list[str]:
     """
     result: list[str] = []
     errors: list[ValidationError] = []
-    for raw in values:
+    for raw in values or ():
         entry = str(raw).strip().upper()
         if not entry:
             continue

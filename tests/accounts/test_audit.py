@@ -107,3 +107,24 @@ def test_mask_values_keeps_already_masked_values_and_plain_statements():
         "password": "changed",
     }
     assert mask_values({"session_token": "short"}) == {"session_token": "****"}
+
+
+def test_admin_does_not_expose_second_factor_secrets(client: Client, staff, master_x):
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    login(client, staff)
+    for model in (TOTPDevice, StaticDevice):
+        opts = model._meta
+        assert not admin_site_has(opts.app_label, opts.model_name)
+    html = client.get(reverse("admin:index")).content.decode()
+    assert "TOTP" not in html and "otp_static" not in html
+
+
+def admin_site_has(app_label: str, model_name: str) -> bool:
+    from django.contrib import admin
+
+    return any(
+        m._meta.app_label == app_label and m._meta.model_name == model_name
+        for m in admin.site._registry
+    )

@@ -511,3 +511,42 @@ def test_usernames_stay_unique_under_concurrent_registrations():
     assert set(results) == expected
     assert Follower.objects.filter(master=master).count() == threads_count
     assert AuditEvent.objects.filter(action="follower.register").count() == threads_count
+
+
+@pytest.mark.django_db
+def test_service_takes_api_style_values_and_refuses_missing_lists(master_x):
+    """The JSON API passes strings and may omit lists: errors, never a crash."""
+    with pytest.raises(ValidationError) as caught:
+        services.register_follower(
+            master=master_x,
+            actor=master_x.user,
+            display_name="Api",
+            client_id="AP0001",
+            login_method="oauth",
+            lot_multiplier="abc",  # type: ignore[arg-type]
+            max_quantity="ten",  # type: ignore[arg-type]
+            max_order_value=Decimal("1"),
+            max_daily_loss=Decimal("1"),
+            allowed_instruments=None,  # type: ignore[arg-type]
+            allowed_product_types=None,  # type: ignore[arg-type]
+        )
+    assert set(caught.value.message_dict) == {
+        "lot_multiplier",
+        "max_quantity",
+        "allowed_product_types",
+    }
+    made = services.register_follower(
+        master=master_x,
+        actor=master_x.user,
+        display_name="Api",
+        client_id="AP0001",
+        login_method="oauth",
+        lot_multiplier="0.25",  # type: ignore[arg-type]
+        max_quantity="10",  # type: ignore[arg-type]
+        max_order_value="1000.5",  # type: ignore[arg-type]
+        max_daily_loss="100",  # type: ignore[arg-type]
+        allowed_product_types=["mis"],
+    )
+    made.follower.refresh_from_db()
+    assert made.follower.lot_multiplier == Decimal("0.25")
+    assert made.follower.allowed_product_types == ["MIS"]
