@@ -82,6 +82,7 @@ def web_server(
         "COPYTRADE_VAR_DIR": str(settings.VAR_DIR),
         **(env or {}),
     }
+    environment.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # a test-only switch, never a server's
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as handle:
         process = subprocess.Popen(

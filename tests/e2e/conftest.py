@@ -18,10 +18,6 @@ import pytest
 from tests.factories import TEST_PASSWORD
 from tests.liveserver import LiveServer, web_server
 
-# Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
-# still plain synchronous code between browser steps.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = os.environ.get("COPYTRADE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 REQUIRED = os.environ.get("COPYTRADE_E2E_REQUIRED", "").strip().lower() in {"1", "true", "yes"}
 LAUNCH_ARGS = [
@@ -55,8 +51,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"END-TO-END SKIPPED: {reason}"))
 
 
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Per module, not per session: Playwright's sync API keeps an asyncio loop marked as
+    running in this thread while it lives, which would break later tests' asyncio.run()."""
     reason = _missing_browser()
     if reason is not None:
         if REQUIRED:
@@ -64,6 +62,20 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         pytest.skip(f"END-TO-END SKIPPED: {reason}")
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API marks an event loop as running in this thread; the test's own ORM
+    # calls are still plain synchronous code between browser steps. Only while it lives.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        yield from _launch(sync_playwright)
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def _launch(sync_playwright: Any) -> Iterator[object]:
     with sync_playwright() as playwright:
         # A fresh profile for every run: Playwright gives each launch its own temporary
         # user-data-dir (it refuses one in `args`); nothing carries over between runs.
@@ -76,11 +88,11 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
             browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def _live_server(
     django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    """One server for the session: it reads whatever each test committed."""
+    """One server per module: it reads whatever each test committed."""
     with web_server(tmp_path_factory.mktemp("web")) as server:
         yield server
 
