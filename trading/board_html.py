@@ -16,16 +16,18 @@ from django.utils.safestring import SafeString, mark_safe
 
 from trading.selectors import BoardRow
 
+# data-label: the column's name, shown beside each value when narrow screens stack the cells.
 _ROW = (
     '<tr id="trade-%s" data-status="%s">'
-    '<td class="nowrap"><time datetime="%s">%s</time></td>'
-    '<td><span class="symbol">%s</span> <span class="muted small">%s</span></td>'
-    '<td><span class="side side-%s">%s</span></td>'
-    '<td class="num"><span data-field="follower-qty">%s</span> '
+    '<td class="nowrap" data-label="Time"><time datetime="%s">%s</time></td>'
+    '<td data-label="Instrument"><span class="symbol">%s</span> '
+    '<span class="muted small">%s</span></td>'
+    '<td data-label="Side"><span class="side side-%s">%s</span></td>'
+    '<td class="num" data-label="Quantity (master)"><span data-field="follower-qty">%s</span> '
     '<span class="muted">(<span data-field="master-qty">%s</span>)</span>%s</td>'
-    '<td class="num">%s</td>'
-    '<td><span class="badge badge-%s">%s</span></td>'
-    '<td class="reason">%s</td>'
+    '<td class="num" data-label="Price">%s</td>'
+    '<td data-label="Status"><span class="badge badge-%s">%s</span></td>'
+    '<td class="reason" data-label="Reason">%s</td>'
     "</tr>\n"
 )
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount, Follower, Master, User
 from copytrade.lib import clock
-from trading.models import BrokerSession, CopyTrade, CopyTradeStatus, FollowerBoard
+from trading.models import BrokerSession, CopyTrade, CopyTradeStatus, FollowerBoard, MasterOrder
 
 IST = clock.IST
 
@@ -471,3 +471,225 @@ def today_stats_for_follower(follower_id: int, *, now: datetime | None = None) -
     with connection.cursor() as cursor:
         cursor.execute(_today_sql(), [follower_id, adapt(start), adapt(end)])
         return Stats.from_counts({status: int(n) for status, n in cursor.fetchall()})
+
+
+# --- The master dashboard ----------------------------------------------------------------------
+def _engine_model(name: str) -> Any:
+    """A model the copy engine adds (MasterFeed, DailyPnl), or None before it is installed."""
+    from django.apps import apps
+
+    try:
+        return apps.get_model("trading", name)
+    except LookupError:
+        return None
+
+
+@dataclass(frozen=True)
+class FollowerLine:
+    follower: Follower
+    session: SessionView
+    last_copy: CopyTrade | None
+    pnl_today: Decimal | None
+
+    @property
+    def multiplier_text(self) -> str:
+        """1.5000 → "1.5", 2.0000 → "2" (never "2E+0")."""
+        text = f"{self.follower.lot_multiplier:f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+
+    @property
+    def loss_used(self) -> Decimal | None:
+        """Today's loss as a share of the daily-loss limit (0 when in profit)."""
+        if self.pnl_today is None or not self.follower.max_daily_loss:
+            return None
+        loss = max(Decimal(0), -self.pnl_today)
+        return min(Decimal(1), loss / self.follower.max_daily_loss)
+
+    @property
+    def loss_percent(self) -> int | None:
+        used = self.loss_used
+        return None if used is None else int(used * 100)
+
+    @property
+    def loss_reached(self) -> bool:
+        return self.pnl_today is not None and -self.pnl_today >= self.follower.max_daily_loss
+
+
+def todays_pnl(account_ids: list[int], *, day: date | None = None) -> dict[int, Decimal]:
+    """Today's realised + unrealised P&L per broker account, as the copier last stored it
+    (trading.engine.pnl, from the broker's position book). Missing: not known yet."""
+    model = _engine_model("DailyPnl")
+    if model is None or not account_ids:
+        return {}
+    rows = model.objects.filter(
+        account_id__in=account_ids, trading_day=day or trading_day()
+    ).values_list("account_id", "realised", "unrealised")
+    return {account: realised + unrealised for account, realised, unrealised in rows}
+
+
+def follower_lines(master: Master) -> list[FollowerLine]:
+    """The master's followers with their live state, in three queries."""
+    from django.db.models import OuterRef, Subquery
+
+    latest = (
+        CopyTrade.objects.filter(follower=OuterRef("pk"))
+        .order_by("-decided_at", "-id")
+        .values("id")[:1]
+    )
+    followers = list(
+        Follower.objects.filter(master=master)
+        .select_related("user", "user__broker_account", "user__broker_account__session")
+        .annotate(last_copy_id=Subquery(latest))
+        .order_by("-is_active", "display_name", "id")
+    )
+    last = CopyTrade.objects.in_bulk([f.last_copy_id for f in followers if f.last_copy_id])
+    accounts = {f.pk: getattr(f.user, "broker_account", None) for f in followers}
+    pnl = todays_pnl([a.pk for a in accounts.values() if a is not None])
+    today = trading_day()
+    lines = []
+    for follower in followers:
+        account = accounts[follower.pk]
+        record = getattr(account, "session", None) if account is not None else None
+        session = session_view(
+            account_id=account.pk if account else None,
+            state=record.state if record else None,
+            session_day=record.trading_day if record else None,
+            login_method=account.login_method if account else "",
+            last_error=record.last_error if record else "",
+            today=today,
+        )
+        lines.append(
+            FollowerLine(
+                follower=follower,
+                session=session,
+                last_copy=last.get(follower.last_copy_id),
+                pnl_today=pnl.get(account.pk) if account else None,
+            )
+        )
+    return lines
+
+
+LATENCY_STEPS = (
+    ("detect", "master accepted → received", "master_accepted_at", "received_at"),
+    ("decide", "received → decided", "received_at", "decided_at"),
+    ("send", "decided → sent", "decided_at", "sent_at"),
+    ("ack", "sent → acknowledged", "sent_at", "acknowledged_at"),
+)
+
+
+@dataclass(frozen=True)
+class CopyOutcome:
+    copy: CopyTrade
+    latencies_ms: list[tuple[str, str, int | None]]
+    end_to_end_ms: int | None
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    order: MasterOrder
+    outcomes: list[CopyOutcome]
+
+    @property
+    def stats(self) -> Stats:
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes:
+            counts[outcome.copy.status] = counts.get(outcome.copy.status, 0) + 1
+        return Stats.from_counts(counts)
+
+
+def _ms(start: datetime | None, end: datetime | None) -> int | None:
+    if start is None or end is None:
+        return None
+    return int((end - start).total_seconds() * 1000)
+
+
+def recent_master_orders(master: Master, *, limit: int = 10) -> list[OrderLine]:
+    """The master's latest orders, each with every follower's copies and their latencies
+    (from CopyTrade's timestamps: master accepted → received → decided → sent → acked)."""
+    orders = list(
+        MasterOrder.objects.filter(master=master).order_by("-first_seen_at", "-id")[:limit]
+    )
+    copies: dict[int, list[CopyOutcome]] = {o.pk: [] for o in orders}
+    for trade in (
+        CopyTrade.objects.filter(event__master_order__in=orders)
+        .select_related("follower", "event")
+        .order_by("follower__display_name", "event_id", "leg", "id")
+    ):
+        steps = [
+            (key, label, _ms(getattr(trade, start), getattr(trade, end)))
+            for key, label, start, end in LATENCY_STEPS
+        ]
+        start = trade.master_accepted_at or trade.received_at
+        copies[trade.event.master_order_id].append(
+            CopyOutcome(trade, steps, _ms(start, trade.acknowledged_at))
+        )
+    return [OrderLine(order, copies[order.pk]) for order in orders]
+
+
+@dataclass(frozen=True)
+class CopierStatus:
+    running: bool
+    beat_at: datetime | None
+    stale_after: int
+
+
+def copier_status(*, now: datetime | None = None) -> CopierStatus:
+    from django.conf import settings
+
+    from trading.models import CopierHeartbeat
+
+    stale_after = settings.COPIER_HEARTBEAT_STALE_SECONDS
+    latest = CopierHeartbeat.objects.order_by("-beat_at").values_list("beat_at", flat=True).first()
+    now = now or timezone.now()
+    running = latest is not None and (now - latest).total_seconds() <= stale_after
+    return CopierStatus(running=running, beat_at=latest, stale_after=stale_after)
+
+
+# Feed states (trading.brokers.aliceblue.push.FeedState, recorded by the copier in MasterFeed).
+FEED_DOWN = {"session_expired", "needs_login", "stopped"}
+FEED_DEGRADED = {"silent", "disconnected", "push_not_enabled"}
+
+
+@dataclass(frozen=True)
+class FeedView:
+    state: str
+    level: str  # "ok" | "warn" | "danger" | "unknown"
+    last_event_at: datetime | None
+    last_poll_at: datetime | None
+    last_error: str
+
+
+def master_feed(master: Master) -> FeedView:
+    model = _engine_model("MasterFeed")
+    feed = model.objects.filter(master=master).first() if model is not None else None
+    if feed is None:
+        return FeedView("", "unknown", None, None, "")
+    state = feed.push_state
+    level = "danger" if state in FEED_DOWN else "warn" if state in FEED_DEGRADED else "ok"
+    return FeedView(state, level, feed.last_event_at, feed.last_poll_at, feed.last_error)
+
+
+def master_account_session(master: Master) -> tuple[Any, SessionView]:
+    account = (
+        BrokerAccount.objects.filter(owner_id=master.user_id).select_related("session").first()
+    )
+    if account is None:
+        return None, session_view(account_id=None, state=None, session_day=None)
+    record = getattr(account, "session", None)
+    return account, session_view(
+        account_id=account.pk,
+        state=record.state if record else None,
+        session_day=record.trading_day if record else None,
+        login_method=account.login_method,
+        last_error=record.last_error if record else "",
+    )
+
+
+def latest_readiness(master: Master) -> Any:
+    """The copy engine's stored readiness result for this master (issue 5), when present.
+
+    INTEGRATION POINT: `python manage.py readiness` stores it; until that lands, None."""
+    model = _engine_model("ReadinessReport")
+    if model is None:
+        return None
+    return model.objects.filter(master=master).order_by("-created_at").first()

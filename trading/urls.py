@@ -6,6 +6,18 @@ app_name = "trading"
 
 urlpatterns = [
     path("master/", views.master_dashboard, name="master_dashboard"),
+    path("master/kill-switch/", views.master_kill_switch, name="master_kill_switch"),
+    path(
+        "master/followers/<int:pk>/pause/",
+        views.master_follower_pause,
+        name="master_follower_pause",
+    ),
+    path(
+        "master/followers/<int:pk>/resume/",
+        views.master_follower_resume,
+        name="master_follower_resume",
+    ),
+    path("master/sandbox-account/", views.master_sandbox_account, name="master_sandbox_account"),
     path("board/", views.follower_board, name="follower_board"),
     # AliceBlue sessions (connect flows); the callback path is ALICEBLUE_REDIRECT_URL.
     path("broker/callback/", views_broker.broker_callback, name="broker_callback"),

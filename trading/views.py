@@ -7,16 +7,25 @@ current: the check reads one row per follower (see `trading.selectors.board_stat
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+import hashlib
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.backends.utils import csrf_input
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils.cache import patch_cache_control, patch_vary_headers
-from django.views.decorators.http import require_GET
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from accounts import services as account_services
 from accounts.decorators import follower_required, master_required
-from accounts.models import User
+from accounts.models import Follower, Master, User
 from trading import board_html, fastauth, selectors
 
 
@@ -51,10 +60,159 @@ def broker_connect_url(account_id: int | None) -> str | None:
         return None
 
 
+# --- The master dashboard -----------------------------------------------------------------------
+MASTER_TEMPLATE = "trading/master_dashboard.html"
+RECENT_ORDERS = 10
+KILL_ON = "New entries are paused for every follower. Exits still go out."
+KILL_OFF = "New entries are copied again."
+PAUSED = "{name}: new entries are paused."
+RESUMED = "{name}: new entries are copied again."
+SANDBOX_ONLY = "Sandbox accounts exist only while the product runs against the sandbox broker."
+
+
+def _master(request: HttpRequest) -> Master:
+    user = request.user
+    assert isinstance(user, User)
+    return user.master
+
+
+def _master_context(request: HttpRequest, master: Master) -> dict[str, Any]:
+    account, session = selectors.master_account_session(master)
+    lines = selectors.follower_lines(master)
+    active = [line for line in lines if line.follower.is_active]
+    return {
+        "master": master,
+        "account": account,
+        "session": session,
+        "lines": lines,
+        "needing_login": [line for line in active if not line.session.ready],
+        "loss_reached": [line for line in active if line.loss_reached],
+        "orders": selectors.recent_master_orders(master, limit=RECENT_ORDERS),
+        "copier": selectors.copier_status(),
+        "feed": selectors.master_feed(master),
+        "readiness": selectors.latest_readiness(master),
+        "sandbox_mode": settings.ALICEBLUE_BROKER == "sandbox",
+        "poll_seconds": BOARD_POLL_SECONDS,
+    }
+
+
+# The live part is rendered with markers for its own version and its CSRF inputs (a masked
+# token differs on every render), hashed, then the markers are filled in: equal hash, equal
+# page, so the poll answers 204 and nothing on screen moves (open rows, focus, scroll).
+_VERSION_MARK = "@@live-version@@"
+_CSRF_MARK = "@@csrf-input@@"
+
+
+def _live(request: HttpRequest, context: dict[str, Any]) -> tuple[str, str]:
+    html = render_to_string(
+        MASTER_TEMPLATE + "#live",
+        {**context, "version": _VERSION_MARK, "csrf_field": _CSRF_MARK},
+        request=request,
+    )
+    version = hashlib.blake2b(html.encode(), digest_size=8).hexdigest()
+    return html.replace(_VERSION_MARK, version).replace(_CSRF_MARK, csrf_input(request)), version
+
+
+def _master_page(request: HtmxHttpRequest, master: Master) -> HttpResponse:
+    context = _master_context(request, master)
+    html, version = _live(request, context)
+    if request.htmx and request.GET.get("since") == version:
+        return _private(HttpResponse(status=204))
+    if request.htmx and not request.htmx.boosted:
+        return _private(HttpResponse(html))
+    page = render(
+        request,
+        MASTER_TEMPLATE,
+        {**context, "version": version, "csrf_field": mark_safe(csrf_input(request))},  # noqa: S308
+    )
+    return _private(page)
+
+
 @require_GET
 @master_required
-def master_dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "trading/master_dashboard.html", {})
+def master_dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    """The master's dashboard; its live part (banners, followers, recent orders) is polled."""
+    return _master_page(request, _master(request))
+
+
+def _after_action(request: HtmxHttpRequest, master: Master, message: str) -> HttpResponse:
+    if request.htmx:
+        return _master_page(request, master)
+    messages.success(request, message)
+    return redirect("trading:master_dashboard")
+
+
+@require_POST
+@master_required
+def master_follower_pause(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    master = _master(request)
+    follower = get_object_or_404(Follower, pk=pk, master=master)
+    return _follower_switch(request, master, follower, pause=True)
+
+
+@require_POST
+@master_required
+def master_follower_resume(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    master = _master(request)
+    follower = get_object_or_404(Follower, pk=pk, master=master)
+    return _follower_switch(request, master, follower, pause=False)
+
+
+def _follower_switch(
+    request: HtmxHttpRequest, master: Master, follower: Follower, *, pause: bool
+) -> HttpResponse:
+    service = account_services.pause_follower if pause else account_services.resume_follower
+    user = request.user
+    assert isinstance(user, User)
+    try:
+        service(follower=follower, actor=user, request=request)
+    except ValidationError as exc:
+        if request.htmx:
+            return _master_page(request, master)
+        messages.error(request, " ".join(exc.messages))
+        return redirect("trading:master_dashboard")
+    template = PAUSED if pause else RESUMED
+    return _after_action(request, master, template.format(name=follower.display_name))
+
+
+@require_POST
+@master_required
+def master_kill_switch(request: HtmxHttpRequest) -> HttpResponse:
+    master = _master(request)
+    action = request.POST.get("entries")
+    if action not in ("pause", "resume"):
+        return HttpResponseBadRequest("entries must be pause or resume")
+    user = request.user
+    assert isinstance(user, User)
+    account_services.set_entries_paused(
+        master=master, paused=action == "pause", actor=user, request=request
+    )
+    return _after_action(request, master, KILL_ON if action == "pause" else KILL_OFF)
+
+
+@require_POST
+@master_required
+def master_sandbox_account(request: HtmxHttpRequest) -> HttpResponse:
+    """Sandbox mode: open a fresh paper account for a new follower (signed in for today) and
+    show its credentials, with buttons that fill the registration form."""
+    if settings.ALICEBLUE_BROKER != "sandbox":
+        raise Http404(SANDBOX_ONLY)
+    from sandbox.clock import Clock
+    from sandbox.store import Store
+
+    store = Store(settings.SANDBOX_STATE_PATH)
+    try:
+        account = store.create_account()
+        store.record_daily_login(account.client_id, Clock().today(), "copytrade")
+    finally:
+        store.close()
+    response = render(
+        request,
+        "trading/_sandbox_account.html",
+        {"sandbox": account, "sandbox_url": settings.SANDBOX_URL},
+    )
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _fast_board_state(request: HttpRequest) -> selectors.BoardState | None:

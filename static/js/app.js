@@ -46,4 +46,76 @@
       done(false);
     }
   });
+
+  // Dialogs (native <dialog>): a link with data-dialog-open="ID" also loads the dialog's
+  // body with htmx (hx-get); without JavaScript the link simply opens the full page.
+  document.addEventListener("click", function (event) {
+    var opener = event.target.closest && event.target.closest("[data-dialog-open]");
+    if (opener) {
+      var dialog = document.getElementById(opener.getAttribute("data-dialog-open"));
+      if (dialog && typeof dialog.showModal === "function") {
+        event.preventDefault();
+        dialog.showModal();
+      }
+      return;
+    }
+    var closer = event.target.closest && event.target.closest("[data-dialog-close]");
+    if (closer) {
+      var parent = closer.closest("dialog");
+      if (parent) parent.close();
+    }
+  });
+  // Closing a dialog refreshes the live part of the page (a follower was registered, a copy
+  // was placed) and gives the focus back to what opened it.
+  document.addEventListener("close", function (event) {
+    var dialog = event.target;
+    if (!(dialog instanceof HTMLDialogElement)) return;
+    var live = document.getElementById("live");
+    if (live && window.htmx) window.htmx.trigger(live, "refresh");
+    var opener = document.querySelector('[data-dialog-open="' + dialog.id + '"]');
+    if (opener) opener.focus();
+  }, true);
+
+  // "Use it in the form": data-fill='{"field name": "value", ...}' fills the form fields of
+  // the same dialog (radio buttons by value).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-fill]");
+    if (!button) return;
+    var scope = button.closest("dialog") || document;
+    var values;
+    try { values = JSON.parse(button.getAttribute("data-fill")); } catch (e) { return; }
+    Object.keys(values).forEach(function (name) {
+      scope.querySelectorAll('form [name="' + name + '"]').forEach(function (input) {
+        if (input.type === "radio" || input.type === "checkbox") {
+          input.checked = input.value === values[name];
+        } else {
+          input.value = values[name];
+        }
+        input.dispatchEvent(new Event("change", {bubbles: true}));
+      });
+    });
+    button.textContent = "Filled in";
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-fill][hidden]").forEach(function (b) { b.hidden = false; });
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    event.target.querySelectorAll("[data-fill][hidden]").forEach(function (b) { b.hidden = false; });
+  });
+
+  // Expanded rows stay expanded when a polled region is replaced.
+  var openDetails = {};
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (!target || !target.querySelectorAll) return;
+    target.querySelectorAll("details[id]").forEach(function (d) {
+      if (d.open) { openDetails[d.id] = true; } else { delete openDetails[d.id]; }
+    });
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    Object.keys(openDetails).forEach(function (id) {
+      var d = document.getElementById(id);
+      if (d && d.tagName === "DETAILS") d.open = true;
+    });
+  });
 })();

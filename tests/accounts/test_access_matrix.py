@@ -270,6 +270,30 @@ ROUTES = [
     Route("accounts:me_resume", followers_only(to("accounts:me")), method="post"),
     Route("trading:master_dashboard", masters_only(PAGE)),
     Route("trading:follower_board", followers_only(PAGE)),
+    # The master dashboard's actions (trading.views): the foundation's services behind them.
+    Route(
+        "trading:master_kill_switch",
+        masters_only(Status(400)),  # no "entries" value: refused before anything changes
+        method="post",
+    ),
+    Route(
+        "trading:master_follower_pause",
+        master_x_only(to("trading:master_dashboard")),
+        method="post",
+        args=FA,
+    ),
+    Route(
+        "trading:master_follower_resume",
+        master_x_only(to("trading:master_dashboard")),
+        method="post",
+        args=FA,
+    ),
+    Route(
+        "trading:master_sandbox_account",
+        masters_only(NOT_FOUND),  # against the live broker there are no sandbox accounts
+        method="post",
+        settings={"ALICEBLUE_BROKER": "live"},
+    ),
     # AliceBlue connect flows (trading.views_broker): an account's session panel is visible to
     # its master and its owner; anyone else gets 404 (ids are not probeable).
     Route("trading:broker_callback", everyone(Status(400), anonymous=LOGIN)),

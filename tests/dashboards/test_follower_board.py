@@ -331,6 +331,6 @@ def test_prices_show_average_fill_limit_or_market(client_a, follower_a):
     CopyTradeFactory(follower=follower_a, price=Decimal("99.05"), average_price=Decimal("99.1"))
     CopyTradeFactory(follower=follower_a, price=None, order_type="MARKET")
     html = client_a.get(URL).content.decode()
-    assert '<td class="num">1,500.50</td>' in html
+    assert 'data-label="Price">1,500.50</td>' in html
     assert '99.10 <span class="muted small">avg</span>' in html
     assert '<span class="muted">market</span>' in html
