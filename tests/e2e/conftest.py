@@ -92,8 +92,11 @@ def _launch(sync_playwright: Any) -> Iterator[object]:
 def _live_server(
     django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    """One server per module: it reads whatever each test committed."""
-    with web_server(tmp_path_factory.mktemp("web")) as server:
+    """One server per module: it reads whatever each test committed. Its sandbox-account
+    helper writes to a state file of its own, never the developer's var/sandbox.sqlite3."""
+    where = tmp_path_factory.mktemp("web")
+    env = {"SANDBOX_STATE_PATH": str(where / "sandbox.sqlite3"), "ALICEBLUE_BROKER": "sandbox"}
+    with web_server(where, env=env) as server:
         yield server
 
 
@@ -126,3 +129,22 @@ def browser_password(user: Any, password: str = TEST_PASSWORD) -> str:
     user.password = PBKDF2PasswordHasher().encode(password, "e2esalt" + str(user.pk), 1000)
     user.save(update_fields=["password"])
     return password
+
+
+def log_in(page: Any, username: str, password: str) -> None:
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def totp_now(secret: str) -> str:
+    """The code an authenticator app shows for `secret` (base32 as the enrolment page prints
+    it: grouped by four, unpadded)."""
+    import base64
+
+    from django_otp.oath import totp
+
+    key = secret.replace(" ", "").upper()
+    key += "=" * (-len(key) % 8)
+    return f"{totp(base64.b32decode(key), step=30, t0=0, digits=6):06d}"

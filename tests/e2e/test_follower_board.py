@@ -10,6 +10,7 @@ import time
 import pytest
 from django.contrib.sessions.models import Session
 
+from tests.e2e import conftest as e2e
 from tests.e2e.conftest import browser_password
 from tests.factories import CopyTradeFactory
 
@@ -24,11 +25,7 @@ BADGE_COLOURS = {  # background colours from static/css/app.css
 
 
 def log_in(page, user) -> None:  # type: ignore[no-untyped-def]
-    password = browser_password(user)
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(user.get_username())
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
+    e2e.log_in(page, user.get_username(), browser_password(user))
 
 
 def stat(page, name: str) -> int:  # type: ignore[no-untyped-def]
