@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import BrokerAccount, Follower, Master, User
 
@@ -194,15 +195,38 @@ class MasterOrder(models.Model):
     trigger_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     average_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     broker_status = models.CharField(max_length=40, blank=True, default="")
+    # The normalised status (trading.brokers.aliceblue.types.OrderStatus), beside the broker's
+    # own spelling in broker_status.
+    status = models.CharField(max_length=16, blank=True, default="")
+    rejection_reason = models.CharField(max_length=500, blank=True, default="")
     tag = models.CharField(max_length=50, blank=True, default="")
     accepted_at = models.DateTimeField(null=True, blank=True, help_text="Broker time")
+    exchange_time = models.DateTimeField(null=True, blank=True)
     first_seen_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
+    # Seen in the master's order book when the copier first watched the account that day
+    # (start-up baseline): recorded, never copied as an entry (it is stale).
+    baseline = models.BooleanField(default=False)
+    # Filled quantity already applied to the master's position book (idempotent, like
+    # CopyTrade.ledger_quantity).
+    position_quantity = models.PositiveIntegerField(default=0)
+    # Who asked for a manual copy trade (null for orders seen at the broker).
+    requested_by = models.ForeignKey(
+        User,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="manual_copy_requests",
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["master", "broker_order_id"], name="master_order_unique_broker_id"
+            ),
+            models.CheckConstraint(
+                condition=Q(position_quantity__lte=models.F("filled_quantity")),
+                name="master_order_position_within_filled",
             ),
         ]
         indexes = [
@@ -250,6 +274,13 @@ class MasterOrderEvent(models.Model):
     average_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     broker_status = models.CharField(max_length=40, blank=True, default="")
     raw = models.JSONField(default=dict, blank=True)
+    # What the copier decided for the event as a whole (trading.engine.reasons.EventOutcome):
+    # "copied", "baseline", "no_followers", "not_copied" ...; the per-follower decisions are
+    # the CopyTrade rows.
+    outcome = models.CharField(max_length=24, blank=True, default="")
+    outcome_note = models.CharField(max_length=300, blank=True, default="")
+    # The master's copy mode when the event was decided (mirror | fills).
+    copy_mode = models.CharField(max_length=8, blank=True, default="")
 
     class Meta:
         constraints = [
@@ -332,6 +363,13 @@ class CopyTrade(models.Model):
     lot_multiplier = models.DecimalField(max_digits=10, decimal_places=4)
     lot_size = models.PositiveIntegerField(default=1)
     sizing_note = models.CharField(max_length=200, blank=True, default="")
+    # The entry checks' inputs: the order value checked against max_order_value, the price it
+    # used and where that price came from (limit | trigger | ltp | master_avg), and today's
+    # P&L the max-daily-loss check saw.
+    order_value = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    value_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    value_price_source = models.CharField(max_length=12, blank=True, default="")
+    daily_pnl = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     # The named check that blocked it (SKIPPED) or the cause of FAILED/EXPIRED/UNKNOWN.
@@ -349,14 +387,25 @@ class CopyTrade(models.Model):
     ledger_quantity = models.PositiveIntegerField(default=0)
     slippage = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     exchange_time = models.DateTimeField(null=True, blank=True)
+    # The broker order reached a final state (complete, rejected, cancelled): nothing left to
+    # track for it in the follower's order feed.
+    broker_final = models.BooleanField(default=False)
 
     # Latency on record: master accepted (broker time) -> received -> decided -> sent -> acked.
     master_accepted_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(null=True, blank=True)
-    decided_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Sending: which copier run claimed the row (PENDING -> SENDING) and when; how many send
+    # attempts were made (a request that provably never left may be retried within the
+    # staleness window); not before when the next attempt may start (backoff, waiting exits).
+    claimed_by = models.CharField(max_length=64, blank=True, default="")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     # Bumped on every change the boards show; the board's "version" is a max over this.
     version = models.PositiveIntegerField(default=1)
 
@@ -384,6 +433,12 @@ class CopyTrade(models.Model):
             ),
             # follower order updates matched by broker order id
             models.Index(fields=["broker_order_id"], name="copy_trade_broker_order"),
+            # follower order tracking: a follower's copies whose broker order is still open
+            models.Index(
+                fields=["follower"],
+                name="copy_trade_tracking_open",
+                condition=Q(status__in=["SENDING", "SUCCESS", "UNKNOWN"], broker_final=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -460,6 +515,12 @@ class PositionLedger(models.Model):
     buy_value = models.DecimalField(max_digits=18, decimal_places=4, default=0)
     sell_value = models.DecimalField(max_digits=18, decimal_places=4, default=0)
     realised_pnl = models.DecimalField(max_digits=18, decimal_places=4, default=0)
+    # Cost of the open net position (net_quantity x average open price), for realised P&L.
+    open_value = models.DecimalField(max_digits=18, decimal_places=4, default=0)
+    # Quantity reserved by exit orders in flight (claimed, sent, not yet filled or final): an
+    # exit is claimed only if abs(net_quantity) - exit_reserved covers it (a conditional
+    # UPDATE), so two exits, or two copiers, can never sell more than the ledger holds.
+    exit_reserved = models.PositiveIntegerField(default=0)
     # Detached positions stay in the follower's account but are no longer tracked.
     detached = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -491,6 +552,146 @@ class CopierHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} pid {self.pid}"
+
+
+# --- The master's positions, as the copier classifies entries and exits -----------------------
+class PositionBook(models.TextChoices):
+    BROKER = "broker", "Master's broker account"
+    MANUAL = "manual", "Manual copy trades"
+
+
+class MasterPosition(models.Model):
+    """The master's net position per instrument and product, from its own fills.
+
+    Seeded from the broker's position book when the copier first watches the account on a
+    trading day, then moved by each master fill (MasterOrder.position_quantity makes that
+    idempotent). Manual copy trades have their own book: they never touch the master's
+    account, so a manual BUY then a manual SELL is an entry then an exit.
+    """
+
+    Book = PositionBook
+
+    master = models.ForeignKey(Master, on_delete=models.PROTECT, related_name="positions")
+    book = models.CharField(max_length=8, choices=PositionBook.choices, default="broker")
+    exchange = models.CharField(max_length=8, choices=Exchange.choices)
+    token = models.CharField(max_length=20)
+    trading_symbol = models.CharField(max_length=64)
+    product = models.CharField(max_length=8, choices=Product.choices)
+    net_quantity = models.IntegerField(default=0)
+    # When the broker's position book last set net_quantity (the day's seed).
+    seeded_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["master", "book", "exchange", "token", "product"],
+                name="master_position_unique",
+            ),
+            _choices_check("book", PositionBook, "master_position_book_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.master} {self.exchange}:{self.trading_symbol} {self.net_quantity:+d}"
+
+
+class MasterFeed(models.Model):
+    """How the copier sees one master's order feed (dashboards show it; issue 5's banners).
+
+    ``baseline_day`` is the IST trading day whose start-up baseline was taken (the master's
+    positions seeded from the broker and the orders already in the book recorded as
+    baseline): the first time the copier watches the account on a day, never again that day.
+    """
+
+    master = models.OneToOneField(Master, on_delete=models.CASCADE, related_name="feed")
+    baseline_day = models.DateField(null=True, blank=True)
+    # connecting | connected | silent | disconnected | push_not_enabled | session_expired |
+    # needs_login | stopped (trading.brokers.aliceblue.push.FeedState and "needs_login")
+    push_state = models.CharField(max_length=24, blank=True, default="")
+    push_changed_at = models.DateTimeField(null=True, blank=True)
+    last_poll_at = models.DateTimeField(null=True, blank=True)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True, default="")
+    # The copier process (heartbeat name) watching it.
+    copier = models.CharField(max_length=64, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"feed of {self.master}: {self.push_state or 'not watched'}"
+
+
+class DailyPnl(models.Model):
+    """Today's profit and loss of one broker account, as the max-daily-loss check reads it.
+
+    Written by the copier from the account's broker position book (realised + unrealised,
+    fetched within the request budget every COPIER_PNL_REFRESH_SECONDS while the account
+    has a session); see trading.engine.pnl.
+    """
+
+    account = models.ForeignKey(BrokerAccount, on_delete=models.CASCADE, related_name="pnl")
+    trading_day = models.DateField()
+    realised = models.DecimalField(max_digits=18, decimal_places=4, default=0)
+    unrealised = models.DecimalField(max_digits=18, decimal_places=4, default=0)
+    as_of = models.DateTimeField()
+    source = models.CharField(max_length=16, default="positions")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "trading_day"], name="daily_pnl_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.trading_day} {self.realised + self.unrealised}"
+
+
+# --- Alerts: what a person must be told -----------------------------------------------------
+class AlertKind(models.TextChoices):
+    UNKNOWN_ORDER = "unknown_order", "A copy's outcome is unknown"
+    COPY_FAILED = "copy_failed", "A copy failed"
+    EXIT_DELAYED = "exit_delayed", "An exit is waiting"
+    NEEDS_LOGIN = "needs_login", "A session needs today's login"
+    FEED_LOST = "feed_lost", "The master's order feed was lost"
+    DAILY_LOSS = "daily_loss", "A daily-loss limit was reached"
+    DRIFT = "drift", "Positions drifted apart"
+
+
+class Alert(models.Model):
+    """Something the master must be told (the copier writes it; notifications send it).
+
+    ``notified_at`` is null until a notification (email digest) has carried it;
+    ``resolved_at`` is set when the condition cleared (e.g. an UNKNOWN copy was found).
+    """
+
+    Kind = AlertKind
+
+    master = models.ForeignKey(Master, on_delete=models.PROTECT, related_name="alerts")
+    follower = models.ForeignKey(
+        Follower, on_delete=models.PROTECT, null=True, blank=True, related_name="alerts"
+    )
+    copy_trade = models.ForeignKey(
+        CopyTrade, on_delete=models.PROTECT, null=True, blank=True, related_name="alerts"
+    )
+    kind = models.CharField(max_length=24, choices=AlertKind.choices)
+    message = models.CharField(max_length=500)
+    created_at = models.DateTimeField(default=timezone.now)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [_choices_check("kind", AlertKind, "alert_kind_valid")]
+        indexes = [
+            # a master's recent alerts (dashboard banner)
+            models.Index(fields=["master", "-created_at"], name="alert_master_recent"),
+            # the notification digest: alerts not yet sent
+            models.Index(
+                fields=["master"],
+                name="alert_not_notified",
+                condition=Q(notified_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message[:60]}"
 
 
 # --- Audit trail of people's actions ------------------------------------------------------------

@@ -1,23 +1,245 @@
-"""Writes on trading records by people (the copier's own writes live with the engine).
+"""Engine-facing writes: what pages, the JSON API and commands call to act on copying.
 
-`cancel_copy_trade`: a person may cancel only a PENDING copy trade, with a conditional UPDATE
-(PENDING -> CANCELLED, row count checked) in one transaction with its transition row and its
-audit row. It races the copier's claim (PENDING -> SENDING, also conditional): whichever
-UPDATE commits first wins, the other changes no row. A cancel that lost says so; it never
+`create_manual_copy(...)` — a master's manual copy trade (from the seed, for testing): an
+order that is copied to every active follower exactly as one of the master's own orders
+would be (sizing, entry checks, exits, freeze legs, exactly once), without any order in the
+master's own account, marked manual. It records the request (a manual `MasterOrder` and its
+``accepted`` event, source ``manual``) in one transaction with an audit row; the copier
+decides the followers' copy trades within a fraction of a second (it may need a quote to
+value a market order, which the web process never fetches) and sends them. Read the result
+with `trading.selectors.manual_copy_trades(order)` — or the copy trades of
+``order.events.first()``.
+
+`cancel_copy_trade(...)` — a person cancels a copy trade that is still PENDING, by a
+conditional update that loses cleanly to the copier's claim (DESIGN.md "Statuses"): a
+PENDING -> CANCELLED UPDATE (row count checked) in one transaction with its transition row
+and its audit row. It races the copier's claim (PENDING -> SENDING, also conditional):
+whichever commits first wins, the other changes no row. A cancel that lost says so; it never
 touches a copy trade that is being or has been sent.
 """
 
 from __future__ import annotations
 
+import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Master, User
+from copytrade.lib import clock
 from trading.audit import record_audit
-from trading.models import CopyTrade, CopyTradeTransition
+from trading.models import (
+    Complexity,
+    CopyTrade,
+    CopyTradeTransition,
+    EventKind,
+    EventSource,
+    Exchange,
+    Instrument,
+    MasterOrder,
+    MasterOrderEvent,
+    OrderType,
+    Product,
+    Side,
+    Validity,
+)
 
+# Error messages (tests and the API match these constants).
+UNKNOWN_EXCHANGE = "Choose an exchange: NSE, BSE, NFO, BFO, MCX, CDS or BCD."
+UNKNOWN_SYMBOL = "No instrument {symbol} on {exchange} in today's contract master."
+BAD_SIDE = "Side must be BUY or SELL."
+BAD_QUANTITY = "Quantity must be a whole number of at least 1."
+NOT_WHOLE_LOTS = "Quantity must be a whole number of lots of {lot} (e.g. {example})."
+BAD_ORDER_TYPE = "Order type must be MARKET, LIMIT, SL or SLM."
+BAD_PRODUCT = "Product must be MIS, CNC or NRML."
+PRICE_REQUIRED = "A {order_type} order needs a price above 0."
+TRIGGER_REQUIRED = "A {order_type} order needs a trigger price above 0."
+NOT_ON_TICK = "{what} must be a multiple of the tick size {tick}."
+BAD_NUMBER = "Enter a number."
+NOT_A_MASTER = "Only a master can place a manual copy trade."
+
+
+def _decimal(value: Any, field: str, errors: dict[str, list[str]]) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        errors.setdefault(field, []).append(BAD_NUMBER)
+        return None
+    if not number.is_finite():
+        errors.setdefault(field, []).append(BAD_NUMBER)
+        return None
+    return number
+
+
+def _find_instrument(exchange: str, symbol: str) -> Instrument | None:
+    symbol = symbol.strip()
+    if not symbol:
+        return None
+    rows = Instrument.objects.filter(exchange=exchange)
+    found = (
+        rows.filter(trading_symbol__iexact=symbol).order_by("-refreshed_on").first()
+        or rows.filter(token=symbol).first()
+    )
+    if found is None and exchange in ("NSE", "BSE"):
+        found = rows.filter(trading_symbol__iexact=f"{symbol}-EQ").order_by("-refreshed_on").first()
+    return found
+
+
+def create_manual_copy(
+    *,
+    master: Master,
+    actor: User,
+    exchange: str,
+    symbol: str,
+    side: str,
+    quantity: int | str,
+    order_type: str,
+    product: str,
+    price: Decimal | str | None = None,
+    trigger_price: Decimal | str | None = None,
+    request: HttpRequest | None = None,
+) -> MasterOrder:
+    """Record a manual copy trade for the copier to fan out; return its MasterOrder.
+
+    Raises ValidationError with a message per field (``exchange``, ``symbol``, ``side``,
+    ``quantity``, ``order_type``, ``product``, ``price``, ``trigger_price``); nothing is
+    saved then.
+    """
+    errors: dict[str, list[str]] = {}
+    exchange = (exchange or "").strip().upper()
+    side = (side or "").strip().upper()
+    order_type = (order_type or "").strip().upper()
+    product = (product or "").strip().upper()
+    if getattr(actor, "role", None) != User.Role.MASTER or getattr(actor, "master", None) != master:
+        raise ValidationError(NOT_A_MASTER)
+    if exchange not in Exchange.values:
+        errors.setdefault("exchange", []).append(UNKNOWN_EXCHANGE)
+    if side not in Side.values:
+        errors.setdefault("side", []).append(BAD_SIDE)
+    if order_type not in OrderType.values:
+        errors.setdefault("order_type", []).append(BAD_ORDER_TYPE)
+    if product not in Product.values:
+        errors.setdefault("product", []).append(BAD_PRODUCT)
+    try:
+        qty = int(str(quantity).strip())
+        if qty < 1 or str(quantity).strip() != str(qty):
+            raise ValueError
+    except (TypeError, ValueError):
+        errors.setdefault("quantity", []).append(BAD_QUANTITY)
+        qty = 0
+    price_value = _decimal(price, "price", errors)
+    trigger_value = _decimal(trigger_price, "trigger_price", errors)
+    instrument = None
+    if "exchange" not in errors:
+        instrument = _find_instrument(exchange, symbol or "")
+        if instrument is None:
+            errors.setdefault("symbol", []).append(
+                UNKNOWN_SYMBOL.format(symbol=(symbol or "").strip() or "(empty)", exchange=exchange)
+            )
+    if instrument is not None and qty and qty % max(instrument.lot_size, 1):
+        lot = instrument.lot_size
+        errors.setdefault("quantity", []).append(
+            NOT_WHOLE_LOTS.format(lot=lot, example=lot * max(qty // lot, 1))
+        )
+    if order_type in ("LIMIT", "SL") and (price_value is None or price_value <= 0):
+        errors.setdefault("price", []).append(PRICE_REQUIRED.format(order_type=order_type))
+    if order_type in ("SL", "SLM") and (trigger_value is None or trigger_value <= 0):
+        errors.setdefault("trigger_price", []).append(
+            TRIGGER_REQUIRED.format(order_type=order_type)
+        )
+    if instrument is not None and instrument.tick_size:
+        for name, value in (("price", price_value), ("trigger_price", trigger_value)):
+            if value is not None and value > 0 and value % instrument.tick_size:
+                what = "Price" if name == "price" else "Trigger price"
+                errors.setdefault(name, []).append(
+                    NOT_ON_TICK.format(what=what, tick=instrument.tick_size.normalize())
+                )
+    if errors:
+        raise ValidationError(errors)
+    assert instrument is not None
+    now = clock.now()
+    keep_price = order_type in ("LIMIT", "SL")
+    keep_trigger = order_type in ("SL", "SLM")
+    with transaction.atomic():
+        order = MasterOrder(
+            master=master,
+            broker_order_id=f"MANUAL-{uuid.uuid4().hex[:16].upper()}",
+            manual=True,
+            exchange=exchange,
+            token=instrument.token,
+            trading_symbol=instrument.trading_symbol,
+            side=side,
+            quantity=qty,
+            # A manual order never reaches the master's account: the manual position book
+            # counts it as filled at once (trading.engine.decide.plan_manual_event).
+            filled_quantity=qty,
+            order_type=order_type,
+            product=product,
+            complexity=Complexity.REGULAR,
+            validity=Validity.DAY,
+            price=price_value if keep_price else None,
+            trigger_price=trigger_value if keep_trigger else None,
+            broker_status="manual",
+            status="OPEN",
+            accepted_at=now,
+            first_seen_at=now,
+            requested_by=actor,
+        )
+        order.full_clean()
+        order.save()
+        MasterOrderEvent.objects.create(
+            master_order=order,
+            kind=EventKind.ACCEPTED,
+            dedupe_key="",
+            source=EventSource.MANUAL,
+            broker_time=now,
+            received_at=now,
+            quantity=qty,
+            filled_quantity=0,
+            price=order.price,
+            trigger_price=order.trigger_price,
+            broker_status="manual",
+            copy_mode=master.copy_mode,
+        )
+        record_audit(
+            actor=actor,
+            action="copy_trade.manual",
+            target=order,
+            master=master,
+            after={
+                "exchange": exchange,
+                "symbol": instrument.trading_symbol,
+                "side": side,
+                "quantity": qty,
+                "order_type": order_type,
+                "product": product,
+                "price": str(order.price) if order.price is not None else None,
+                "trigger_price": (
+                    str(order.trigger_price) if order.trigger_price is not None else None
+                ),
+            },
+            request=request,
+        )
+    return order
+
+
+def manual_copy_trades(order: MasterOrder) -> QuerySet[CopyTrade]:
+    """The copy trades decided for a manual copy trade (empty until the copier planned it)."""
+    return (
+        CopyTrade.objects.filter(event__master_order=order)
+        .select_related("follower")
+        .order_by("follower__display_name", "leg")
+    )
+
+
+# --- Cancelling a PENDING copy trade (people) ---------------------------------------------------
 CANCELLED_REASON = "Cancelled by {who} before it was sent."
 NOT_PENDING = (
     "This copy trade is {status} and can no longer be cancelled: only a PENDING copy trade "

@@ -1,0 +1,65 @@
+"""Alerts: what the master must be told (an UNKNOWN copy, a failed copy, a waiting exit, a lost
+feed). The copier writes `Alert` rows here, inside its own transactions; the notifications
+engine (issue 5) sends them as a digest and sets ``notified_at``. Every alert is also logged
+at WARNING/ERROR with its context (never a secret).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from trading.models import Alert, AlertKind
+
+logger = logging.getLogger("trading.engine.alerts")
+
+__all__ = ["AlertKind", "raise_alert", "resolve_unknown"]
+
+_ERRORS = {AlertKind.UNKNOWN_ORDER, AlertKind.FEED_LOST}
+
+
+def raise_alert(
+    *,
+    kind: AlertKind,
+    master_id: int,
+    message: str,
+    at: datetime,
+    follower_id: int | None = None,
+    copy_trade_id: int | None = None,
+) -> Alert:
+    """Record an alert (call inside the transaction that made the change it is about)."""
+    alert = Alert.objects.create(
+        kind=kind,
+        master_id=master_id,
+        follower_id=follower_id,
+        copy_trade_id=copy_trade_id,
+        message=message[:500],
+        created_at=at,
+    )
+    level = logging.ERROR if kind in _ERRORS else logging.WARNING
+    logger.log(
+        level,
+        "alert %s",
+        kind.value,
+        extra={
+            "ctx": {
+                "master": master_id,
+                "follower": follower_id,
+                "copy_trade": copy_trade_id,
+                "message": message[:200],
+            }
+        },
+    )
+    return alert
+
+
+def resolve_unknown(copy_trade_ids: Sequence[int], at: datetime) -> int:
+    """An UNKNOWN copy was found after all: its alert is resolved."""
+    if not copy_trade_ids:
+        return 0
+    return Alert.objects.filter(
+        copy_trade_id__in=list(copy_trade_ids),
+        kind=AlertKind.UNKNOWN_ORDER,
+        resolved_at__isnull=True,
+    ).update(resolved_at=at)

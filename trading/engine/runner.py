@@ -1,0 +1,982 @@
+"""The copier process: one asyncio event loop, the aiohttp AliceBlue client for every broker
+call, and ONE database thread (`Db`) for every ORM call, with batched writes.
+
+    copier = Copier(name="copier")
+    await copier.run()          # until stop() (SIGTERM): drains in-flight sends, exits clean
+    await copier.tick()         # one pass (manage.py copier --once; tests)
+
+What runs (each a small loop over the step functions in `steps`, `decide`, `sender`,
+`tracking`):
+
+* **refresh** — every few seconds: re-read accounts and today's sessions; (re)build one
+  `AsyncAliceBlueClient` per account (one pooled connection set each); start or stop each
+  master's watch and each follower's tracking.
+* **master watch** (per master with a ready session) — the order-notify push and, beside it,
+  a budgeted poll of the order book (fast while the push is down, silent or unreadable, slow
+  while it is healthy, once on every (re)connect). Both feed one queue that is processed in
+  order: `steps.changes` (read-only) → a quote if a market order must be valued →
+  `decide.record_observation` (one transaction) → dispatch the PENDING rows.
+* **sender** — claim (`sender.claim`) → per-account, per-exchange rate governor → send, all
+  rows concurrently (one slow follower never delays the others) → classify → the batched
+  `OutcomeWriter`. Ambiguous sends are looked up by tag over ~10 s, never resent.
+* **follower tracking** (per account with open copies) — push + budgeted poll →
+  `tracking.apply_follower_rows` (fill progress, ledger, later rejections).
+* **sweeper** — PENDING rows nobody claimed (a crash after the decision, another copier's
+  rows), due retries and waiting exits, SENDING rows whose copier died (resolved by tag),
+  manual copy trades to plan.
+* **P&L** — each follower account's position book within its budget, for the daily-loss check.
+* **heartbeat** — `CopierHeartbeat` with what it is connected to (`/healthz` shows it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
+
+from copytrade.lib import budget as budget_math
+from copytrade.lib import clock
+from copytrade.lib.ratelimit import AsyncRateGovernor, WaitTooLong
+from trading.brokers.aliceblue import budget as persisted_budget
+from trading.brokers.aliceblue.client import AsyncAliceBlueClient
+from trading.brokers.aliceblue.errors import (
+    BrokerError,
+    BudgetExhausted,
+    NeedsDailyLogin,
+    SessionExpired,
+)
+from trading.brokers.aliceblue.push import (
+    FeedState,
+    FeedStateChange,
+    OrderEvent,
+    OrderFeed,
+    UnknownFrame,
+)
+from trading.brokers.aliceblue.transport import AsyncTransport
+from trading.brokers.aliceblue.types import OrderRow
+from trading.engine import decide, faults, pnl, sender, steps, tracking
+from trading.engine.config import CopierConfig
+from trading.engine.sender import Claimed, Outcome
+from trading.models import CopyTrade
+
+logger = logging.getLogger("trading.engine.copier")
+T = TypeVar("T")
+Status = CopyTrade.Status
+
+
+# --- The database thread ----------------------------------------------------------------------
+class Db:
+    """Every ORM call of the copier runs in this one thread: ``await db(fn, *args)``."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="copier-db")
+
+    async def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, functools.partial(_guarded, fn, *args, **kwargs)
+        )
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._pool.submit(connection.close).result(timeout=10)
+        self._pool.shutdown(wait=True)
+
+
+def _guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    try:
+        return fn(*args, **kwargs)
+    except (OperationalError, InterfaceError):
+        # a dropped connection (PostgreSQL restart) or a lock timeout: start afresh next time
+        close_old_connections()
+        with contextlib.suppress(Exception):
+            connection.close()
+        raise
+
+
+class EngineBudget:
+    """The account's persisted request budget, consumed through the copier's DB thread."""
+
+    def __init__(self, account_id: int, db: Db) -> None:
+        self.account_id = account_id
+        self.db = db
+
+    def consume(self, op: str) -> int:
+        return persisted_budget.consume(self.account_id, 1, op=op)
+
+    async def aconsume(self, op: str) -> int:
+        return await self.db(persisted_budget.consume, self.account_id, 1, op=op)
+
+
+# --- Batched outcome writes -------------------------------------------------------------------
+class OutcomeWriter:
+    """Collects send outcomes for a few milliseconds (or up to a batch) and writes each batch
+    in one transaction (`sender.record_outcomes`)."""
+
+    def __init__(self, db: Db, *, batch: int = 500, delay: float = 0.005) -> None:
+        self.db = db
+        self.batch = batch
+        self.delay = delay
+        self._pending: list[Outcome] = []
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.written = 0
+        self.listeners: list[Callable[[list[Outcome]], None]] = []
+
+    def put(self, outcome: Outcome) -> None:
+        self._pending.append(outcome)
+        self._idle.clear()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="outcome-writer")
+
+    async def _run(self) -> None:
+        try:
+            while self._pending:
+                if len(self._pending) < self.batch:
+                    await asyncio.sleep(self.delay)
+                batch, self._pending = self._pending[: self.batch], self._pending[self.batch :]
+                try:
+                    await self.db(sender.record_outcomes, batch)
+                except Exception:
+                    logger.exception("writing send outcomes failed; retrying")
+                    self._pending = batch + self._pending
+                    await asyncio.sleep(0.5)
+                    continue
+                self.written += len(batch)
+                if any(o.status == Status.SUCCESS for o in batch):
+                    faults.kill_point("after_ack")
+                for listener in self.listeners:
+                    listener(batch)
+        finally:
+            if not self._pending:
+                self._idle.set()
+
+    async def drain(self) -> None:
+        while self._pending or (self._task is not None and not self._task.done()):
+            if self._task is None or self._task.done():
+                self._task = asyncio.create_task(self._run())
+            await self._idle.wait()
+            await asyncio.sleep(0)
+
+
+# --- Watches ----------------------------------------------------------------------------------
+@dataclass
+class Watch:
+    """One account's feeds: a master's order feed, or a follower's order tracking."""
+
+    account_id: int
+    client: AsyncAliceBlueClient
+    master_id: int | None = None
+    follower_id: int | None = None
+    push_state: str = "connecting"
+    push_changed_at: datetime | None = None
+    last_poll_at: datetime | None = None
+    last_event_at: datetime | None = None
+    last_open_at: float = field(default_factory=time.monotonic)
+    unhealthy_until: float = 0.0
+    poll_now: asyncio.Event = field(default_factory=asyncio.Event)
+    queue: asyncio.Queue[tuple[list[OrderRow], str, datetime]] = field(
+        default_factory=asyncio.Queue
+    )
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    feed: OrderFeed | None = None
+    baseline_done: bool = False
+
+    @property
+    def push_healthy(self) -> bool:
+        return self.push_state == FeedState.CONNECTED and time.monotonic() >= self.unhealthy_until
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "push": self.push_state,
+            "last_poll": self.last_poll_at.isoformat() if self.last_poll_at else None,
+            "last_event": self.last_event_at.isoformat() if self.last_event_at else None,
+        }
+
+    async def stop(self) -> None:
+        if self.feed is not None:
+            self.feed.stop()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.tasks.clear()
+
+
+@dataclass
+class ClientEntry:
+    client: AsyncAliceBlueClient
+    fingerprint: str
+
+
+def usable(row: OrderRow) -> bool:
+    """A push row complete enough to decide on (else the order book is polled at once)."""
+    return bool(
+        row.broker_order_id
+        and row.side is not None
+        and row.order_type is not None
+        and row.exchange
+        and row.trading_symbol
+        and row.quantity > 0
+    )
+
+
+# --- The copier -------------------------------------------------------------------------------
+class Copier:
+    def __init__(
+        self,
+        *,
+        name: str = "copier",
+        config: CopierConfig | None = None,
+        governor: AsyncRateGovernor | None = None,
+    ) -> None:
+        self.name = name
+        self.run_id = f"{name}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+        self.config = config or CopierConfig.from_settings()
+        self.db = Db()
+        self.governor = governor or AsyncRateGovernor()
+        self.writer: OutcomeWriter | None = None
+        self.clients: dict[int, ClientEntry] = {}
+        self.accounts: dict[int, steps.AccountState] = {}
+        self.masters: dict[int, Watch] = {}
+        self.followers: dict[int, Watch] = {}
+        self.started_at = clock.now()
+        self.stopping = asyncio.Event() if _has_loop() else None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sends: set[asyncio.Task[Any]] = set()
+        self._loops: list[asyncio.Task[Any]] = []
+        self._last_pnl: dict[int, float] = {}
+        self.sent = 0
+        self.errors = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def __aenter__(self) -> Copier:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        if self.stopping is None:
+            self.stopping = asyncio.Event()
+        self.writer = OutcomeWriter(
+            self.db, batch=self.config.write_batch, delay=self.config.write_delay
+        )
+        self.writer.listeners.append(self._after_write)
+        await self._heartbeat()
+        logger.info("copier started", extra={"ctx": {"run": self.run_id}})
+
+    async def run(self) -> None:
+        """Run until `stop()`; then finish in-flight work and close."""
+        await self.start()
+        assert self.stopping is not None
+        await self.refresh()
+        await self._adopt_orphans()
+        self._loops = [
+            asyncio.create_task(self._every(self.config.refresh, self.refresh), name="refresh"),
+            asyncio.create_task(self._every(self.config.sweep, self.sweep), name="sweep"),
+            asyncio.create_task(
+                self._every(self.config.heartbeat, self._heartbeat), name="heartbeat"
+            ),
+        ]
+        if self.config.pnl_refresh > 0:
+            self._loops.append(asyncio.create_task(self._every(5.0, self.refresh_pnl), name="pnl"))
+        try:
+            await self.stopping.wait()
+        finally:
+            await self.close()
+
+    def stop(self) -> None:
+        """Stop taking new work (thread-safe through loop.call_soon_threadsafe)."""
+        if self.stopping is not None:
+            self.stopping.set()
+
+    async def close(self) -> None:
+        """Stop feeds and loops, finish in-flight sends and their writes, close clients."""
+        if self.stopping is not None:
+            self.stopping.set()
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._loops.clear()
+        for watch in [*self.masters.values(), *self.followers.values()]:
+            await watch.stop()
+        await self.drain(timeout=self.config.drain_timeout)
+        with contextlib.suppress(Exception):
+            await self._heartbeat(stopped=True)
+        for entry in self.clients.values():
+            with contextlib.suppress(Exception):
+                await entry.client.close()
+        self.clients.clear()
+        self.masters.clear()
+        self.followers.clear()
+        await asyncio.sleep(0)
+        self.db.close()
+        logger.info("copier stopped", extra={"ctx": {"run": self.run_id, "sent": self.sent}})
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for in-flight sends (and their ambiguous look-ups) and their writes."""
+        deadline = time.monotonic() + timeout
+        while self._sends or self._tasks:
+            pending = [*self._sends, *self._tasks]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                logger.error("in-flight sends did not finish in time; the restart reconciles")
+                break
+            await asyncio.wait(pending, timeout=left)
+        if self.writer is not None:
+            await self.writer.drain()
+
+    async def _every(self, seconds: float, step: Callable[[], Awaitable[Any]]) -> None:
+        assert self.stopping is not None
+        while not self.stopping.is_set():
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.errors += 1
+                logger.exception("copier step %s failed", getattr(step, "__name__", step))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+
+    def _spawn(self, coro: Awaitable[Any], *, send: bool = False, name: str = "") -> None:
+        task = asyncio.ensure_future(coro)
+        if name:
+            task.set_name(name)
+        bucket = self._sends if send else self._tasks
+        bucket.add(task)
+        task.add_done_callback(bucket.discard)
+        task.add_done_callback(_log_failure)
+
+    # --- one pass (--once, tests) ----------------------------------------------------------
+    async def tick(self, *, track: bool = True) -> None:
+        """One pass of everything: refresh, poll every master once (baseline first), sweep,
+        wait for the sends, poll followers with open copies once, heartbeat."""
+        if self.writer is None:
+            await self.start()
+        await self.refresh(start_watches=False)
+        await self._adopt_orphans()
+        for master_id, state in list(self._master_accounts().items()):
+            client = self._client(state.account_id)
+            if client is None:
+                continue
+            watch = self.masters.get(master_id) or Watch(state.account_id, client, master_id)
+            self.masters[master_id] = watch
+            await self.poll_master(watch)
+            await self._process_queue(watch)
+        await self.sweep()
+        await self.drain(timeout=self.config.drain_timeout)
+        if track and self.config.track_followers:
+            for account_id in await self.db(steps.open_tracking_accounts):
+                client = self._client(account_id)
+                if client is None:
+                    continue
+                watch = self.followers.get(account_id) or Watch(account_id, client)
+                self.followers[account_id] = watch
+                await self.poll_follower(watch)
+        await self._heartbeat()
+
+    # --- accounts, clients, watches -------------------------------------------------------------
+    def _master_accounts(self) -> dict[int, steps.AccountState]:
+        return {
+            s.own_master_id: s
+            for s in self.accounts.values()
+            if s.own_master_id is not None and s.session is not None
+        }
+
+    def _client(self, account_id: int | None) -> AsyncAliceBlueClient | None:
+        if account_id is None:
+            return None
+        entry = self.clients.get(account_id)
+        return entry.client if entry is not None else None
+
+    async def refresh(self, *, start_watches: bool = True) -> None:
+        """Re-read accounts and sessions; rebuild clients whose session changed."""
+        states = await self.db(steps.load_accounts)
+        lots = None
+        seen = set()
+        for state in states:
+            seen.add(state.account_id)
+            self.accounts[state.account_id] = state
+            entry = self.clients.get(state.account_id)
+            if state.session is None:
+                if entry is not None:
+                    await self._drop_client(state.account_id)
+                continue
+            if entry is not None and entry.fingerprint == state.fingerprint:
+                continue
+            if entry is not None:
+                await self._drop_client(state.account_id)
+            if lots is None:
+                from trading.brokers.instruments import mcx_lot_table
+
+                lots = await self.db(mcx_lot_table)
+            client = AsyncAliceBlueClient(
+                state.session,
+                transport=AsyncTransport(pool_size=8),
+                budget=EngineBudget(state.account_id, self.db),
+                on_session_expired=None,
+                lots=lots,
+            )
+            self.clients[state.account_id] = ClientEntry(client, state.fingerprint)
+        for account_id in list(self.clients):
+            if account_id not in seen:
+                await self._drop_client(account_id)
+        for account_id in list(self.accounts):
+            if account_id not in seen:
+                del self.accounts[account_id]
+        if start_watches:
+            await self._reconcile_watches()
+
+    async def _drop_client(self, account_id: int) -> None:
+        for watches in (self.masters, self.followers):
+            for key, watch in list(watches.items()):
+                if watch.account_id == account_id:
+                    await watch.stop()
+                    del watches[key]
+        entry = self.clients.pop(account_id, None)
+        if entry is not None:
+            with contextlib.suppress(Exception):
+                await entry.client.close()
+
+    async def _reconcile_watches(self) -> None:
+        assert self.stopping is not None
+        if self.stopping.is_set():
+            return
+        wanted = self._master_accounts()
+        for master_id, state in wanted.items():
+            watch = self.masters.get(master_id)
+            client = self._client(state.account_id)
+            if client is None:
+                continue
+            if watch is None or watch.client is not client:
+                if watch is not None:
+                    await watch.stop()
+                watch = Watch(state.account_id, client, master_id=master_id)
+                self.masters[master_id] = watch
+                watch.tasks = [
+                    asyncio.create_task(self._master_feed(watch), name=f"feed-m{master_id}"),
+                    asyncio.create_task(self._master_poll(watch), name=f"poll-m{master_id}"),
+                    asyncio.create_task(self._master_queue(watch), name=f"queue-m{master_id}"),
+                ]
+        for master_id in list(self.masters):
+            if master_id not in wanted:
+                await self.masters.pop(master_id).stop()
+                await self.db(steps.set_feed, master_id, push_state="needs_login")
+        if self.config.track_followers:
+            accounts = set(await self.db(steps.open_tracking_accounts))
+            for account_id in accounts:
+                self.track(account_id)
+            now = time.monotonic()
+            for account_id, watch in list(self.followers.items()):
+                if account_id in accounts:
+                    watch.last_open_at = now
+                elif now - watch.last_open_at > self.config.follower_idle:
+                    await self.followers.pop(account_id).stop()
+
+    def track(self, account_id: int | None) -> None:
+        """Start tracking a follower account's orders (push + poll) if not already."""
+        if account_id is None or not self.config.track_followers:
+            return
+        if self.stopping is None or self.stopping.is_set():
+            return
+        watch = self.followers.get(account_id)
+        if watch is not None:
+            watch.last_open_at = time.monotonic()
+            return
+        client = self._client(account_id)
+        if client is None:
+            return
+        watch = Watch(account_id, client)
+        self.followers[account_id] = watch
+        watch.tasks = [
+            asyncio.create_task(self._follower_feed(watch), name=f"feed-a{account_id}"),
+            asyncio.create_task(self._follower_poll(watch), name=f"poll-a{account_id}"),
+        ]
+
+    # --- master detection --------------------------------------------------------------------
+    async def _master_feed(self, watch: Watch) -> None:
+        feed = OrderFeed(watch.client, silent_after=self.config.push_silent)
+        watch.feed = feed
+        async for event in feed.events():
+            if isinstance(event, OrderEvent):
+                watch.last_event_at = event.received_at
+                if usable(event.row):
+                    watch.queue.put_nowait(([event.row], "push", event.received_at))
+                else:
+                    watch.poll_now.set()
+            elif isinstance(event, UnknownFrame):
+                watch.unhealthy_until = time.monotonic() + 60
+                watch.poll_now.set()
+                logger.warning(
+                    "unknown frame on the master's order feed",
+                    extra={"ctx": {"master": watch.master_id, "frame": event.raw[:120]}},
+                )
+            elif isinstance(event, FeedStateChange):
+                await self._feed_state(watch, event)
+        watch.feed = None
+
+    async def _feed_state(self, watch: Watch, event: FeedStateChange) -> None:
+        watch.push_state = event.state.value
+        watch.push_changed_at = event.at
+        if event.state == FeedState.CONNECTED:
+            watch.poll_now.set()  # once on every (re)connect: repair any gap
+        if event.state == FeedState.SESSION_EXPIRED:
+            await self.db(steps.mark_session_expired, watch.account_id, event.detail)
+        if watch.master_id is not None:
+            with contextlib.suppress(Exception):
+                await self.db(
+                    steps.set_feed,
+                    watch.master_id,
+                    push_state=event.state.value,
+                    push_changed_at=event.at,
+                    last_error=event.detail[:300],
+                    copier=self.name,
+                )
+
+    async def _interval(self, watch: Watch, fast: float, slow: float) -> float:
+        remaining = await self.db(persisted_budget.remaining, watch.account_id)
+        return budget_math.poll_interval(
+            remaining=remaining,
+            now=clock.now(),
+            push_healthy=watch.push_healthy,
+            floor=fast,
+            ceiling=slow,
+            reserve=self.config.budget_reserve,
+        )
+
+    async def _wait_poll(self, watch: Watch, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(watch.poll_now.wait(), timeout=seconds)
+        watch.poll_now.clear()
+
+    async def _master_poll(self, watch: Watch) -> None:
+        assert self.stopping is not None
+        while not self.stopping.is_set():
+            try:
+                await self.poll_master(watch)
+                seconds = await self._interval(watch, self.config.poll_fast, self.config.poll_slow)
+            except asyncio.CancelledError:
+                raise
+            except BudgetExhausted as exc:
+                seconds = max((exc.retry_at - clock.now()).total_seconds(), 1.0)
+            except Exception:
+                logger.exception("master poll failed", extra={"ctx": {"master": watch.master_id}})
+                seconds = self.config.poll_fast
+            await self._wait_poll(watch, seconds)
+
+    async def poll_master(self, watch: Watch) -> None:
+        """One poll of the master's order book (the first of the day takes the baseline)."""
+        assert watch.master_id is not None
+        if not watch.baseline_done:
+            day = await self.db(steps.feed_baseline_day, watch.master_id)
+            if day != clock.today_ist():
+                await self._baseline(watch)
+                watch.baseline_done = True
+                return
+            watch.baseline_done = True
+        try:
+            rows = await watch.client.order_book()
+        except SessionExpired as exc:
+            await self.db(steps.mark_session_expired, watch.account_id, str(exc))
+            raise
+        received_at = clock.now()
+        watch.last_poll_at = received_at
+        watch.queue.put_nowait((rows, "poll", received_at))
+
+    async def _baseline(self, watch: Watch) -> None:
+        """Book → positions → book until the two books agree on fills, then seed."""
+        assert watch.master_id is not None
+        for _attempt in range(3):
+            first = await watch.client.order_book()
+            positions = await watch.client.positions()
+            book = await watch.client.order_book()
+            if {(r.broker_order_id, r.filled_quantity) for r in first} == {
+                (r.broker_order_id, r.filled_quantity) for r in book
+            }:
+                break
+        received_at = clock.now()
+        watch.last_poll_at = received_at
+        recorded = await self.db(
+            steps.take_baseline,
+            watch.master_id,
+            positions=positions,
+            book=book,
+            received_at=received_at,
+            copier=self.name,
+        )
+        logger.info(
+            "master baseline taken",
+            extra={
+                "ctx": {
+                    "master": watch.master_id,
+                    "orders": len(book),
+                    "copied": len(recorded.pending_ids),
+                }
+            },
+        )
+        self._dispatch(recorded.pending_ids)
+
+    async def _master_queue(self, watch: Watch) -> None:
+        while True:
+            await self._process_queue(watch, wait=True)
+
+    async def _process_queue(self, watch: Watch, *, wait: bool = False) -> None:
+        """Record queued observations in arrival order (one master at a time)."""
+        while True:
+            if wait:
+                item = await watch.queue.get()
+                wait = False
+            else:
+                try:
+                    item = watch.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+            rows, source, received_at = item
+            try:
+                await self.observe(watch, rows, source, received_at)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.errors += 1
+                logger.exception(
+                    "recording master orders failed; the next poll retries",
+                    extra={"ctx": {"master": watch.master_id, "source": source}},
+                )
+                watch.poll_now.set()
+
+    async def observe(
+        self, watch: Watch, rows: list[OrderRow], source: str, received_at: datetime
+    ) -> decide.Recorded:
+        """Detect → (quote) → decide in one transaction → dispatch."""
+        assert watch.master_id is not None
+        mode, changed = await self.db(steps.changes, watch.master_id, rows)
+        total = decide.Recorded()
+        for row in changed:
+            quote = None
+            if decide.needs_quote(mode, row):
+                quote = await self._quote(watch.client, row.exchange, row.token)
+            recorded = await self.db(
+                decide.record_observation,
+                master_id=watch.master_id,
+                row=row,
+                source=source,
+                received_at=received_at,
+                quote=quote,
+            )
+            if recorded.event_ids:
+                watch.last_event_at = received_at
+                faults.kill_point("after_rows")
+            self._dispatch(recorded.pending_ids)
+            total.extend(recorded)
+        return total
+
+    async def _quote(
+        self, client: AsyncAliceBlueClient, exchange: str, token: str
+    ) -> Decimal | None:
+        try:
+            return (await client.quote(exchange, token)).ltp
+        except BrokerError as exc:
+            logger.warning(
+                "quote failed; market order value unknown",
+                extra={"ctx": {"exchange": exchange, "token": token, "error": str(exc)}},
+            )
+            return None
+
+    # --- sending -----------------------------------------------------------------------------
+    def _dispatch(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        if ids:
+            self._spawn(self.send_batch(ids), send=True, name="send-batch")
+
+    async def send_batch(self, ids: list[int]) -> None:
+        """Claim these rows and send every claimed one concurrently (exits first)."""
+        claimer = sender.new_claimer(self.run_id)
+        result = await self.db(sender.claim, ids, claimer=claimer)
+        if not result.claimed:
+            return
+        faults.kill_point("after_claim")
+        ordered = sorted(result.claimed, key=lambda c: c.intent != sender.EXIT)
+        for c in ordered:
+            self._spawn(self._send_one(c), send=True, name=f"send-{c.id}")
+
+    async def _send_one(self, c: Claimed) -> None:
+        assert self.writer is not None
+        client = self._client(c.account_id)
+        if client is None:
+            self.writer.put(
+                sender.classify(
+                    c, NeedsDailyLogin("no ready session today"), sent_at=None, now=clock.now()
+                )
+            )
+            return
+        deadline = c.deadline
+        max_wait = None
+        if deadline is not None:
+            max_wait = max((deadline - clock.now()).total_seconds(), 0.0)
+        try:
+            await self.governor.acquire((c.account_id, c.exchange), max_wait=max_wait)
+        except WaitTooLong:
+            self.writer.put(sender.expired(c, "the rate governor had no slot in time"))
+            return
+        if deadline is not None and clock.now() > deadline:
+            self.writer.put(sender.expired(c, ""))
+            return
+        try:
+            request = sender.build_request(c)
+        except ValueError as exc:
+            self.writer.put(sender.classify(c, exc, sent_at=None, now=clock.now()))
+            return
+        sent_at = clock.now()
+        result: Any
+        try:
+            result = await client.place_order(request)
+        except Exception as exc:  # classified: nothing escapes unrecorded
+            result = exc
+        faults.kill_point("after_send")
+        self.sent += 1
+        outcome = sender.classify(c, result, sent_at=sent_at, now=clock.now())
+        if isinstance(result, SessionExpired):
+            await self.db(steps.mark_session_expired, c.account_id, str(result))
+        if outcome.ambiguous:
+            self._spawn(self._resolve(c, client, outcome), send=True, name=f"resolve-{c.id}")
+            return
+        self.writer.put(outcome)
+
+    async def _resolve(self, c: Claimed, client: AsyncAliceBlueClient, outcome: Outcome) -> None:
+        """Ambiguous: look the tag up in the follower's order book over ~10 s; never resend."""
+        assert self.writer is not None
+        logger.warning(
+            "ambiguous send; looking the tag up",
+            extra={"ctx": {"copy_trade": c.id, "tag": c.tag, "why": outcome.text[:200]}},
+        )
+        start = time.monotonic()
+        for at in sender.lookup_schedule():
+            wait = at - (time.monotonic() - start)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                row = sender.match_tag(await client.order_book(), c)
+            except BrokerError as exc:
+                logger.warning(
+                    "order book lookup failed", extra={"ctx": {"tag": c.tag, "error": str(exc)}}
+                )
+                continue
+            if row is not None:
+                self.writer.put(
+                    sender.found_outcome(c, row, now=clock.now(), sent_at=outcome.sent_at)
+                )
+                return
+        self.writer.put(sender.not_found_outcome(c, sent_at=outcome.sent_at, why=outcome.text))
+
+    def _after_write(self, batch: list[Outcome]) -> None:
+        """After outcomes are written: track follower accounts, schedule retries."""
+        loop = asyncio.get_running_loop()
+        for o in batch:
+            if o.status in (Status.SUCCESS, Status.UNKNOWN):
+                self.track(o.claimed.account_id)
+            elif o.status == Status.PENDING and o.retry_at is not None:
+                delay = max((o.retry_at - clock.now()).total_seconds(), 0.0)
+                loop.call_later(delay, self._dispatch, [o.claimed.id])
+
+    async def _adopt_orphans(self) -> None:
+        """SENDING rows whose copier died: resolve each by its tag (never resend)."""
+        adopted = await self.db(steps.adopt_orphans, run_id=self.run_id, now=clock.now())
+        for c in adopted:
+            client = self._client(c.account_id)
+            logger.warning(
+                "resolving a SENDING copy left by a stopped copier",
+                extra={"ctx": {"copy_trade": c.id, "tag": c.tag}},
+            )
+            if client is None:
+                # no session to look with: keep it SENDING for the next pass
+                await self.db(steps.set_fields, c.id, claimed_by=c.claimed_by + "~wait")
+                continue
+            outcome = Outcome(c, "ambiguous", text="left SENDING by a stopped copier")
+            self._spawn(self._resolve(c, client, outcome), send=True, name=f"orphan-{c.id}")
+
+    # --- sweeper -------------------------------------------------------------------------------
+    async def sweep(self) -> None:
+        now = clock.now()
+        ids = await self.db(steps.sweep_ids, now, self.config.unclaimed_grace)
+        self._dispatch(ids)
+        for event_id, master_id, market in await self.db(decide.unplanned_manual_events):
+            quote = None
+            if market:
+                quote = await self._manual_quote(master_id, event_id)
+            recorded = await self.db(steps.plan_manual, event_id, quote)
+            self._dispatch(recorded.pending_ids)
+        if int(time.monotonic()) % 5 == 0:
+            await self._adopt_orphans()
+
+    async def _manual_quote(self, master_id: int, event_id: int) -> Decimal | None:
+        from trading.models import MasterOrderEvent
+
+        order = await self.db(
+            lambda: (
+                MasterOrderEvent.objects.select_related("master_order")
+                .get(pk=event_id)
+                .master_order
+            )
+        )
+        candidates = [
+            s
+            for s in self.accounts.values()
+            if s.session is not None and (s.own_master_id == master_id or s.master_id == master_id)
+        ]
+        candidates.sort(key=lambda s: s.own_master_id != master_id)  # the master's own first
+        for state in candidates:
+            client = self._client(state.account_id)
+            if client is None:
+                continue
+            quote = await self._quote(client, order.exchange, order.token)
+            if quote is not None:
+                return quote
+        return None
+
+    # --- follower tracking --------------------------------------------------------------------
+    async def _follower_feed(self, watch: Watch) -> None:
+        feed = OrderFeed(watch.client, silent_after=self.config.push_silent)
+        watch.feed = feed
+        async for event in feed.events():
+            if isinstance(event, OrderEvent):
+                watch.last_event_at = event.received_at
+                try:
+                    await self.db(tracking.apply_follower_rows, watch.account_id, [event.row])
+                except Exception:
+                    logger.exception("tracking a follower order failed")
+                    watch.poll_now.set()
+            elif isinstance(event, UnknownFrame):
+                watch.unhealthy_until = time.monotonic() + 60
+            elif isinstance(event, FeedStateChange):
+                watch.push_state = event.state.value
+                if event.state == FeedState.CONNECTED:
+                    watch.poll_now.set()
+                if event.state == FeedState.SESSION_EXPIRED:
+                    await self.db(steps.mark_session_expired, watch.account_id, event.detail)
+
+    async def _follower_poll(self, watch: Watch) -> None:
+        assert self.stopping is not None
+        while not self.stopping.is_set():
+            try:
+                await self.poll_follower(watch)
+                seconds = await self._interval(
+                    watch, self.config.follower_poll_fast, self.config.follower_poll_slow
+                )
+            except asyncio.CancelledError:
+                raise
+            except BudgetExhausted as exc:
+                seconds = max((exc.retry_at - clock.now()).total_seconds(), 1.0)
+            except Exception:
+                logger.exception(
+                    "follower poll failed", extra={"ctx": {"account": watch.account_id}}
+                )
+                seconds = self.config.follower_poll_fast
+            await self._wait_poll(watch, seconds)
+
+    async def poll_follower(self, watch: Watch) -> tracking.TrackResult:
+        rows = await watch.client.order_book()
+        watch.last_poll_at = clock.now()
+        return await self.db(tracking.apply_follower_rows, watch.account_id, rows)
+
+    # --- P&L ------------------------------------------------------------------------------------
+    async def refresh_pnl(self) -> None:
+        """Each follower account's position book, every COPIER_PNL_REFRESH_SECONDS."""
+        now = time.monotonic()
+        due = [
+            s
+            for s in self.accounts.values()
+            if s.follower_id is not None
+            and s.session is not None
+            and now - self._last_pnl.get(s.account_id, -1e9) >= self.config.pnl_refresh
+        ]
+        semaphore = asyncio.Semaphore(16)
+
+        async def one(state: steps.AccountState) -> None:
+            client = self._client(state.account_id)
+            if client is None:
+                return
+            async with semaphore:
+                try:
+                    positions = await client.positions()
+                except BrokerError as exc:
+                    logger.info(
+                        "positions for P&L failed",
+                        extra={"ctx": {"account": state.account_id, "error": str(exc)}},
+                    )
+                    return
+            self._last_pnl[state.account_id] = time.monotonic()
+            await self.db(pnl.store, state.account_id, positions)
+
+        await asyncio.gather(*(one(s) for s in due))
+
+    # --- heartbeat ------------------------------------------------------------------------------
+    def describe(self, *, stopped: bool = False) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "stopped": stopped,
+            "masters": {str(k): w.describe() for k, w in self.masters.items()},
+            "followers": {
+                "tracked": len(self.followers),
+                "feeds": {str(k): w.push_state for k, w in self.followers.items()},
+            },
+            "accounts_ready": sum(1 for s in self.accounts.values() if s.session is not None),
+            "in_flight": len(self._sends),
+            "sent": self.sent,
+            "errors": self.errors,
+        }
+
+    async def _heartbeat(self, *, stopped: bool = False) -> None:
+        await self.db(
+            steps.beat,
+            name=self.name,
+            started_at=self.started_at,
+            state=self.describe(stopped=stopped),
+        )
+        for master_id, watch in self.masters.items():
+            await self.db(
+                steps.set_feed,
+                master_id,
+                push_state=watch.push_state,
+                last_poll_at=watch.last_poll_at,
+                last_event_at=watch.last_event_at,
+                copier=self.name,
+            )
+
+
+def _has_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        logger.error(
+            "copier task failed",
+            exc_info=(type(exc), exc, exc.__traceback__),
+            extra={"ctx": {"task": task.get_name()}},
+        )

@@ -1,0 +1,194 @@
+"""Follower order tracking: what became of each copy at the follower's broker.
+
+The copier feeds every follower order snapshot it sees (order-notify push frames and
+budgeted order-book polls of accounts with open copies) to `apply_follower_rows`, which, in
+one transaction per batch:
+
+* matches each order to its copy trade by broker order id, or by tag (a push frame can beat
+  the place acknowledgement; an UNKNOWN copy may appear late);
+* records broker status, filled quantity, average price, rejection reason and exchange time,
+  and the slippage against the master's average fill price;
+* applies new fills to the position ledger once (`ledger.apply_fill`, idempotent);
+* turns a SUCCESS that the exchange later REJECTED into FAILED, and an UNKNOWN that appears
+  into SUCCESS (or FAILED) — each with its transition — and releases what an exit had
+  reserved in the ledger once the order is final.
+
+Rows still SENDING belong to the sender: their fills are applied, their status is not touched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+
+from copytrade.lib import clock
+from trading.brokers.aliceblue.types import OrderRow, OrderStatus
+from trading.engine import alerts, ledger, transitions
+from trading.engine.reasons import Reason, message
+from trading.engine.tracker import filled_of
+from trading.models import CopyTrade, Follower
+
+logger = logging.getLogger("trading.engine.tracking")
+
+Status = CopyTrade.Status
+FINAL = (OrderStatus.COMPLETE, OrderStatus.CANCELLED, OrderStatus.REJECTED)
+TRACKED = (Status.SENDING, Status.SUCCESS, Status.UNKNOWN)
+
+
+@dataclass
+class TrackResult:
+    matched: int = 0
+    changed: list[int] = field(default_factory=list)
+    filled: int = 0  # quantity applied to ledgers
+    status_changes: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+def follower_for_account(account_id: int) -> int | None:
+    return (
+        Follower.objects.filter(user__broker_account__pk=account_id)
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def open_copy_count(follower_id: int) -> int:
+    """Copies whose broker order may still change (the poll runs while this is > 0)."""
+    return CopyTrade.objects.filter(
+        follower_id=follower_id, status__in=TRACKED, broker_final=False
+    ).count()
+
+
+def accounts_with_open_copies() -> list[int]:
+    """Broker account ids of followers with copies to track."""
+    return list(
+        CopyTrade.objects.filter(status__in=TRACKED, broker_final=False)
+        .values_list("follower__user__broker_account__pk", flat=True)
+        .distinct()
+    )
+
+
+def _match(rows: Sequence[OrderRow], follower_id: int) -> list[tuple[CopyTrade, OrderRow]]:
+    by_id = {r.broker_order_id: r for r in rows if r.broker_order_id}
+    by_tag = {r.tag.strip().upper(): r for r in rows if r.tag and r.tag.strip()}
+    if not by_id and not by_tag:
+        return []
+    candidates = (
+        CopyTrade.objects.filter(follower_id=follower_id, action=CopyTrade.Action.PLACE)
+        .filter(Q(broker_order_id__in=list(by_id)) | Q(tag__in=list(by_tag)))
+        .filter(status__in=TRACKED)
+        .select_related("event__master_order")
+    )
+    out = []
+    for ct in candidates:
+        row = by_id.get(ct.broker_order_id) if ct.broker_order_id else None
+        if row is None:
+            row = by_tag.get(ct.tag.upper())
+        if row is None:
+            continue
+        out.append((ct, row))
+    return out
+
+
+def apply_follower_rows(
+    account_id: int, rows: Sequence[OrderRow], *, now: datetime | None = None
+) -> TrackResult:
+    """Record what the follower's broker says about its copies (see the module docstring)."""
+    now = now or clock.now()
+    result = TrackResult()
+    follower_id = follower_for_account(account_id)
+    if follower_id is None or not rows:
+        return result
+    with transaction.atomic():
+        for ct, row in _match(rows, follower_id):
+            result.matched += 1
+            _apply_one(ct, row, now, result)
+    return result
+
+
+def _apply_one(ct: CopyTrade, row: OrderRow, now: datetime, result: TrackResult) -> None:
+    filled = max(filled_of(row), ct.filled_quantity)
+    average = row.average_price or ct.average_price
+    if row.status == OrderStatus.COMPLETE and not row.filled_quantity:
+        filled = max(filled, ct.quantity)
+    applied = ledger.apply_fill(ct, filled, average)
+    result.filled += applied
+    fields: dict[str, Any] = {}
+    if ct.filled_quantity != filled:
+        fields["filled_quantity"] = filled
+    if average is not None and average != ct.average_price:
+        fields["average_price"] = average
+    if row.raw_status and row.raw_status[:40] != ct.broker_status:
+        fields["broker_status"] = row.raw_status[:40]
+    if row.exchange_time and row.exchange_time != ct.exchange_time:
+        fields["exchange_time"] = row.exchange_time
+    if not ct.broker_order_id and row.broker_order_id:
+        fields["broker_order_id"] = row.broker_order_id[:40]
+    if row.rejection_reason and row.rejection_reason[:500] != ct.broker_error_message:
+        fields["broker_error_message"] = row.rejection_reason[:500]
+    master_avg: Decimal | None = ct.event.master_order.average_price
+    if average is not None and master_avg:
+        slip = (average - master_avg) if ct.side == "BUY" else (master_avg - average)
+        if slip != ct.slippage:
+            fields["slippage"] = slip
+    if ct.status == Status.SENDING:
+        if fields:
+            transitions.update_fields(ct.pk, at=now, **fields)
+            result.changed.append(ct.pk)
+        return
+    new_status = ct.status
+    note = ""
+    if row.status == OrderStatus.REJECTED and ct.status in (Status.SUCCESS, Status.UNKNOWN):
+        new_status = Status.FAILED
+        note = message(
+            Reason.EXCHANGE_REJECTED, message=row.rejection_reason or row.raw_status or "rejected"
+        )
+        fields.update(reason_code=Reason.EXCHANGE_REJECTED.value, reason=note)
+    elif ct.status == Status.UNKNOWN and row.status != OrderStatus.REJECTED:
+        new_status = Status.SUCCESS
+        note = f"found in the follower's order book by tag {ct.tag}"
+        fields.update(reason_code="", reason=note, broker_error_message="")
+    final = row.status in FINAL and not ct.broker_final
+    if final:
+        fields["broker_final"] = True
+    if new_status != ct.status:
+        moved = transitions.move(
+            ct.pk, from_statuses=(ct.status,), to=new_status, at=now, note=note, **fields
+        )
+        if moved is None:
+            return
+        result.status_changes.append((ct.pk, ct.status, new_status))
+        if new_status == Status.SUCCESS:
+            alerts.resolve_unknown([ct.pk], now)
+        elif new_status == Status.FAILED:
+            alerts.raise_alert(
+                kind=alerts.AlertKind.COPY_FAILED,
+                master_id=ct.master_id,
+                follower_id=ct.follower_id,
+                copy_trade_id=ct.pk,
+                message=note,
+                at=now,
+            )
+    elif fields:
+        if final:
+            # the final flag is set once (conditional), so the release below happens once
+            done = CopyTrade.objects.filter(pk=ct.pk, broker_final=False).update(
+                broker_final=True, version=F("version") + 1, updated_at=now
+            )
+            fields.pop("broker_final")
+            if not done:
+                final = False
+        if fields:
+            transitions.update_fields(ct.pk, at=now, **fields)
+    else:
+        return
+    result.changed.append(ct.pk)
+    if final and ct.intent == CopyTrade.Intent.EXIT:
+        unfilled = max(ct.quantity - filled, 0)
+        ledger.release_exit(ct, unfilled)
