@@ -27,7 +27,9 @@ install-dev: $(VENV)/.installed-dev
 run: $(VENV)/.installed
 	$(BIN)/honcho run $(BIN)/python manage.py migrate --noinput
 	$(BIN)/honcho run $(BIN)/python manage.py bootstrap
-	SANDBOX_ROUND_THE_CLOCK=$(or $(SANDBOX_ROUND_THE_CLOCK),true) $(BIN)/honcho start -f Procfile
+	SANDBOX_ROUND_THE_CLOCK=$(or $(SANDBOX_ROUND_THE_CLOCK),true) \
+	TRADING_ROUND_THE_CLOCK=$(or $(TRADING_ROUND_THE_CLOCK),true) \
+	$(BIN)/honcho start -f Procfile
 
 ## make test: install what the tests need, then run the whole suite.
 test: $(VENV)/.installed-dev

@@ -301,6 +301,14 @@ ALICEBLUE_G3_CARRY_FORWARD_PRODUCT = env_choice(
 COPIER_STALENESS_SECONDS = env_int("COPIER_STALENESS_SECONDS", 30, minimum=1)
 COPIER_ORDERS_PER_SECOND = env_int("COPIER_ORDERS_PER_SECOND", 8, minimum=1)
 COPIER_HEARTBEAT_STALE_SECONDS = env_int("COPIER_HEARTBEAT_STALE_SECONDS", 30, minimum=5)
+# Master order-book poll: fast while the order push is down/silent, slow while it is healthy
+# (both bounded by the account's request budget); an ambiguous send is looked up by tag over
+# this long before it becomes UNKNOWN; follower P&L (max daily loss) refresh (0 = off).
+COPIER_POLL_FAST_SECONDS = env_int("COPIER_POLL_FAST_MS", 1000, minimum=50) / 1000
+COPIER_POLL_SLOW_SECONDS = env_int("COPIER_POLL_SLOW_MS", 15000, minimum=50) / 1000
+COPIER_AMBIGUOUS_LOOKUP_SECONDS = env_int("COPIER_AMBIGUOUS_LOOKUP_MS", 10000, minimum=100) / 1000
+COPIER_PNL_REFRESH_SECONDS = env_int("COPIER_PNL_REFRESH_SECONDS", 60, minimum=0)
+COPIER_HEARTBEAT_SECONDS = env_int("COPIER_HEARTBEAT_SECONDS", 5, minimum=1)
 # Treat every exchange as open all day, every day (the sandbox and tests; never in production
 # trading). copytrade.lib.calendar.round_the_clock_from_settings() reads it.
 TRADING_ROUND_THE_CLOCK = env_bool("TRADING_ROUND_THE_CLOCK", False)

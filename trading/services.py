@@ -7,7 +7,7 @@ master's own account, marked manual. It records the request (a manual `MasterOrd
 ``accepted`` event, source ``manual``) in one transaction with an audit row; the copier
 decides the followers' copy trades within a fraction of a second (it may need a quote to
 value a market order, which the web process never fetches) and sends them. Read the result
-with `trading.selectors.manual_copy_trades(order)` — or the copy trades of
+with `manual_copy_trades(order)` below — or the copy trades of
 ``order.events.first()``.
 
 `cancel_copy_trade(...)` — a person cancels a copy trade that is still PENDING, by a

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from trading import views, views_broker
+from trading import views, views_broker, views_manual
 
 app_name = "trading"
 
@@ -19,6 +19,7 @@ urlpatterns = [
     ),
     path("master/sandbox-account/", views.master_sandbox_account, name="master_sandbox_account"),
     path("board/", views.follower_board, name="follower_board"),
+    path("manual/", views_manual.manual_copy, name="manual_copy"),
     # AliceBlue sessions (connect flows); the callback path is ALICEBLUE_REDIRECT_URL.
     path("broker/callback/", views_broker.broker_callback, name="broker_callback"),
     path("broker/<int:account_id>/", views_broker.broker_session, name="broker_session"),

@@ -53,6 +53,7 @@ class CopierConfig:
             "push_silent": _get("COPIER_PUSH_SILENT_SECONDS", 60.0),
             "pnl_refresh": _get("COPIER_PNL_REFRESH_SECONDS", 60.0),
             "heartbeat": _get("COPIER_HEARTBEAT_SECONDS", 5.0),
+            "unclaimed_grace": _get("COPIER_UNCLAIMED_GRACE_SECONDS", 1.0),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

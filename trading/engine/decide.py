@@ -50,6 +50,7 @@ from copytrade.lib.sizing import (
     split_legs,
     split_reversal,
 )
+from trading.brokers import sessions
 from trading.brokers.aliceblue.types import OrderRow, OrderStatus
 from trading.engine import tags, tracker, transitions
 from trading.engine.checks import CheckContext, FollowerView, OrderView, check_entry
@@ -187,10 +188,6 @@ class FollowerState:
         return self.ledger_net + self.in_flight
 
 
-def _today() -> Any:
-    return clock.today_ist()
-
-
 def load_followers(
     master_id: int, *, exchange: str, token: str, product: str
 ) -> list[FollowerState]:
@@ -200,7 +197,10 @@ def load_followers(
         .select_related("user__broker_account__session")
         .order_by("pk")
     )
-    today = _today()
+    # A session is ready by the broker client's own rule (sessions.session_for): today's IST
+    # day by the wall clock. P&L rows are keyed by the product's clock.
+    session_day = sessions.trading_day()
+    today = clock.today_ist()
     account_ids: dict[int, int | None] = {}
     ready: dict[int, bool] = {}
     for f in followers:
@@ -212,7 +212,7 @@ def load_followers(
         ready[f.pk] = bool(
             session is not None
             and session.state == BrokerSession.State.READY
-            and session.trading_day == today
+            and session.trading_day == session_day
         )
     pnl = {
         row.account_id: row.realised + row.unrealised
@@ -431,6 +431,8 @@ def _add_exit(
     side = plan.order.side  # a reducing order's side is the exit's side
     if sized.quantity == 0 or quantity == 0:
         reason = Reason(sized.reason.value) if sized.reason is not None else Reason.ROUNDS_TO_ZERO
+        if reason == Reason.FOLLOWER_FLAT and f.ledger_net:
+            reason = Reason.NOTHING_TO_EXIT  # it holds a position, but exits in flight cover it
         plan.add(
             f,
             intent=EXIT,

@@ -35,6 +35,7 @@ import contextlib
 import functools
 import logging
 import os
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -322,8 +323,7 @@ class Copier:
         with contextlib.suppress(Exception):
             await self._heartbeat(stopped=True)
         for entry in self.clients.values():
-            with contextlib.suppress(Exception):
-                await entry.client.close()
+            await _close_client(entry.client)
         self.clients.clear()
         self.masters.clear()
         self.followers.clear()
@@ -374,6 +374,8 @@ class Copier:
             await self.start()
         await self.refresh(start_watches=False)
         await self._adopt_orphans()
+        if self.config.pnl_refresh > 0:
+            await self.refresh_pnl()
         for master_id, state in list(self._master_accounts().items()):
             client = self._client(state.account_id)
             if client is None:
@@ -454,8 +456,7 @@ class Copier:
                     del watches[key]
         entry = self.clients.pop(account_id, None)
         if entry is not None:
-            with contextlib.suppress(Exception):
-                await entry.client.close()
+            await _close_client(entry.client)
 
     async def _reconcile_watches(self) -> None:
         assert self.stopping is not None
@@ -932,6 +933,7 @@ class Copier:
     def describe(self, *, stopped: bool = False) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
+            "host": socket.gethostname(),
             "stopped": stopped,
             "masters": {str(k): w.describe() for k, w in self.masters.items()},
             "followers": {
@@ -960,6 +962,11 @@ class Copier:
                 last_event_at=watch.last_event_at,
                 copier=self.name,
             )
+
+
+async def _close_client(client: AsyncAliceBlueClient) -> None:
+    with contextlib.suppress(Exception):
+        await client.transport.close()
 
 
 def _has_loop() -> bool:

@@ -80,6 +80,8 @@ EXIT_WAIT_FOR_FILLS = timedelta(seconds=60)
 #: How long an exit keeps retrying a broker that cannot be reached before it FAILs loudly.
 EXIT_RETRY_WINDOW = timedelta(minutes=10)
 RETRY_BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: How often a waiting exit's reason (no session, market closed) is looked at again.
+WAITING_RECHECK = timedelta(seconds=5)
 
 
 def staleness() -> timedelta:
@@ -164,6 +166,7 @@ _CLAIM_FIELDS = (
     "next_attempt_at",
     "lot_size",
     "sizing_note",
+    "reason_code",
 )
 
 
@@ -232,6 +235,7 @@ def claim(ids: Sequence[int], *, claimer: str, now: datetime | None = None) -> C
         stale_set = set(stale)
         entries = [r for r in due if r["intent"] == ENTRY and r["pk"] not in stale_set]
         exits = [r for r in due if r["intent"] == EXIT]
+        exits = [r for r in exits if not _still_waiting(r, now)]
         for values in exits:
             outcome = _claim_exit(values, claimer=claimer, now=now)
             if isinstance(outcome, Claimed):
@@ -273,6 +277,36 @@ def _bulk_move(
     )
     transitions.record([(pk, Status.PENDING, to, note) for pk in moved], now)
     return moved
+
+
+def _still_waiting(values: dict[str, Any], now: datetime) -> bool:
+    """A waiting exit (no session, market closed) whose reason still holds: look again later,
+    quietly (no claim, no transition)."""
+    reason = values["reason_code"]
+    if reason == Reason.NEEDS_LOGIN:
+        from trading.brokers import sessions
+        from trading.models import BrokerSession
+
+        ready = BrokerSession.objects.filter(
+            account_id=values["follower__user__broker_account__pk"],
+            state=BrokerSession.State.READY,
+            trading_day=sessions.trading_day(),
+        ).exists()
+        blocked = not ready
+    elif reason == Reason.MARKET_CLOSED:
+        from copytrade.lib import calendar
+
+        status = calendar.market_phase(
+            values["exchange"], now, round_the_clock=calendar.round_the_clock_from_settings()
+        )
+        blocked = status.phase != calendar.Phase.OPEN
+    else:
+        return False
+    if blocked:
+        CopyTrade.objects.filter(pk=values["pk"], status=Status.PENDING).update(
+            next_attempt_at=now + WAITING_RECHECK
+        )
+    return blocked
 
 
 def _claim_exit(values: dict[str, Any], *, claimer: str, now: datetime) -> Claimed | str:

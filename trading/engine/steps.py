@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -74,7 +75,7 @@ def load_accounts() -> list[AccountState]:
         user_id: (pk, active)
         for user_id, pk, active in Follower.objects.values_list("user_id", "pk", "is_active")
     }
-    today = clock.today_ist()
+    today = sessions.trading_day()
     for account in accounts:
         own_master = masters.get(account.owner_id)
         follower = followers.get(account.owner_id)
@@ -195,14 +196,30 @@ def sweep_ids(now: datetime, grace: float) -> list[int]:
     return sorted(due)
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def alive_runs(now: datetime) -> set[str]:
+    """Copier runs that are alive: a fresh heartbeat, not stopped, and — on this host — a
+    process that still exists (a SIGKILLed copier's last heartbeat looks fresh for a while)."""
     stale = timedelta(seconds=int(settings.COPIER_HEARTBEAT_STALE_SECONDS))
+    host = socket.gethostname()
     runs = set()
-    for state, beat_at in CopierHeartbeat.objects.values_list("state", "beat_at"):
-        if isinstance(state, dict) and now - beat_at <= stale and not state.get("stopped"):
-            run = state.get("run_id")
-            if run:
-                runs.add(str(run))
+    for state, beat_at, pid in CopierHeartbeat.objects.values_list("state", "beat_at", "pid"):
+        if not isinstance(state, dict) or now - beat_at > stale or state.get("stopped"):
+            continue
+        if state.get("host") == host and not _process_alive(pid):
+            continue
+        run = state.get("run_id")
+        if run:
+            runs.add(str(run))
     return runs
 
 
