@@ -328,11 +328,18 @@ class CopyTrade(models.Model):
 
     TERMINAL = frozenset({"SUCCESS", "FAILED", "CANCELLED", "EXPIRED", "UNKNOWN", "SKIPPED"})
 
+    # No separate index on these three foreign keys: the unique (event, follower, leg) and the
+    # (follower, -decided_at) / (master, -decided_at) indexes lead with them (fewer indexes
+    # to write on the copier's hot path: a row per follower per event).
     event = models.ForeignKey(
-        MasterOrderEvent, on_delete=models.PROTECT, related_name="copy_trades"
+        MasterOrderEvent, on_delete=models.PROTECT, related_name="copy_trades", db_index=False
     )
-    master = models.ForeignKey(Master, on_delete=models.PROTECT, related_name="copy_trades")
-    follower = models.ForeignKey(Follower, on_delete=models.PROTECT, related_name="copy_trades")
+    master = models.ForeignKey(
+        Master, on_delete=models.PROTECT, related_name="copy_trades", db_index=False
+    )
+    follower = models.ForeignKey(
+        Follower, on_delete=models.PROTECT, related_name="copy_trades", db_index=False
+    )
     leg = models.PositiveSmallIntegerField(default=0)
     action = models.CharField(max_length=8, choices=Action.choices, default=Action.PLACE)
     intent = models.CharField(max_length=8, choices=Intent.choices, default=Intent.ENTRY)
@@ -431,8 +438,21 @@ class CopyTrade(models.Model):
                 name="copy_trade_open_status",
                 condition=Q(status__in=["PENDING", "SENDING"]),
             ),
-            # follower order updates matched by broker order id
-            models.Index(fields=["broker_order_id"], name="copy_trade_broker_order"),
+            # follower order updates matched by broker order id (rows that have one)
+            models.Index(
+                fields=["broker_order_id"],
+                name="copy_trade_broker_order",
+                condition=~Q(broker_order_id=""),
+            ),
+            # the decision's "what is still working for this instrument" (the effective
+            # position an exit is sized from)
+            models.Index(
+                fields=["master", "exchange", "token"],
+                name="copy_trade_in_flight",
+                condition=Q(
+                    status__in=["PENDING", "SENDING", "SUCCESS", "UNKNOWN"], broker_final=False
+                ),
+            ),
             # follower order tracking: a follower's copies whose broker order is still open
             models.Index(
                 fields=["follower"],

@@ -29,19 +29,20 @@ by `plan_manual_event`, against their own position book.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 
-from accounts.models import Follower, Master
+from accounts.models import BrokerAccount, Follower, Master
 from copytrade.lib import calendar, clock
 from copytrade.lib.sizing import (
     EntrySize,
@@ -52,7 +53,7 @@ from copytrade.lib.sizing import (
 )
 from trading.brokers import sessions
 from trading.brokers.aliceblue.types import OrderRow, OrderStatus
-from trading.engine import tags, tracker, transitions
+from trading.engine import bulk, tags, tracker
 from trading.engine.checks import CheckContext, FollowerView, OrderView, check_entry
 from trading.engine.reasons import (
     EXIT_WAITING_LOGIN,
@@ -109,12 +110,16 @@ class Recorded:
     #: Every copy trade written (any status).
     copy_trade_ids: list[int] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
+    #: The PENDING rows as written (id -> column values, plus "_account_id"), so the claim
+    #: right after the decision need not read them back (`sender.claim_planned`).
+    planned: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def extend(self, other: Recorded) -> None:
         self.event_ids += other.event_ids
         self.pending_ids += other.pending_ids
         self.copy_trade_ids += other.copy_trade_ids
         self.kinds += other.kinds
+        self.planned.update(other.planned)
 
 
 # --- The order as the planner sees it ----------------------------------------------------------
@@ -177,7 +182,6 @@ def needs_quote(copy_mode: str, row: OrderRow) -> bool:
 @dataclass
 class FollowerState:
     view: FollowerView
-    follower: Follower
     #: Signed net quantity in the position ledger (filled copies).
     ledger_net: int = 0
     #: Signed remaining quantity of this follower's working copies of the instrument.
@@ -188,46 +192,70 @@ class FollowerState:
         return self.ledger_net + self.in_flight
 
 
+def _decimal(value: Any, places: int) -> Decimal:
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    return number.quantize(Decimal(1).scaleb(-places))
+
+
+def _json_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = json.loads(value) if value else []
+    return tuple(str(v) for v in value or ())
+
+
+def _date(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def _follower_rows(master_id: int) -> list[tuple[Any, ...]]:
+    """Every active follower of the master with its broker account and today's session, as
+    plain tuples: one indexed query (the ORM's per-row converters cost more than the query
+    itself for a thousand followers on every event)."""
+    quote = connection.ops.quote_name
+    follower = quote(Follower._meta.db_table)
+    account = quote(BrokerAccount._meta.db_table)
+    session = quote(BrokerSession._meta.db_table)
+    active_account = ""
+    if any(f.name == "active" for f in BrokerAccount._meta.get_fields()):
+        # a deactivated account (the foundation's BrokerAccount.active) is no account
+        active_account = f" AND a.{quote('active')} = %s"
+    sql = (
+        f"SELECT f.id, f.display_name, f.lot_multiplier, f.max_quantity, f.max_order_value, "  # noqa: S608
+        f"f.max_daily_loss, f.allowed_instruments, f.allowed_product_types, f.is_paused, "
+        f"a.id, s.state, s.trading_day "
+        f"FROM {follower} f "
+        f"LEFT JOIN {account} a ON a.owner_id = f.user_id{active_account} "
+        f"LEFT JOIN {session} s ON s.account_id = a.id "
+        f"WHERE f.master_id = %s AND f.is_active = %s ORDER BY f.id"
+    )
+    params: list[Any] = [True] if active_account else []
+    params += [master_id, True]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
 def load_followers(
     master_id: int, *, exchange: str, token: str, product: str
 ) -> list[FollowerState]:
-    """Every active follower of the master with what the checks and the exit sizing need."""
-    followers = list(
-        Follower.objects.filter(master_id=master_id, is_active=True)
-        .select_related("user__broker_account__session")
-        .order_by("pk")
-    )
+    """Every active follower of the master with what the checks and the exit sizing need
+    (four queries whatever the number of followers)."""
+    followers = _follower_rows(master_id)
     # A session is ready by the broker client's own rule (sessions.session_for): today's IST
-    # day by the wall clock. P&L rows are keyed by the product's clock.
+    # day by the product's clock. P&L rows are keyed by the same day.
     session_day = sessions.trading_day()
     today = clock.today_ist()
-    account_ids: dict[int, int | None] = {}
-    ready: dict[int, bool] = {}
-    for f in followers:
-        account = getattr(f.user, "broker_account", None)
-        if account is not None and not getattr(account, "active", True):
-            account = None
-        account_ids[f.pk] = account.pk if account is not None else None
-        session = getattr(account, "session", None) if account is not None else None
-        ready[f.pk] = bool(
-            session is not None
-            and session.state == BrokerSession.State.READY
-            and session.trading_day == session_day
-        )
     pnl = {
-        row.account_id: row.realised + row.unrealised
-        for row in DailyPnl.objects.filter(
-            account_id__in=[a for a in account_ids.values() if a is not None], trading_day=today
-        )
+        account_id: realised + unrealised
+        for account_id, realised, unrealised in DailyPnl.objects.filter(
+            account__master_id=master_id, trading_day=today
+        ).values_list("account_id", "realised", "unrealised")
     }
     ledger = dict(
         PositionLedger.objects.filter(
-            master_id=master_id,
-            follower_id__in=[f.pk for f in followers],
-            exchange=exchange,
-            token=token,
-            product=product,
-            detached=False,
+            master_id=master_id, exchange=exchange, token=token, product=product, detached=False
         ).values_list("follower_id", "net_quantity")
     )
     in_flight: dict[int, int] = defaultdict(int)
@@ -242,32 +270,43 @@ def load_followers(
     ).values_list("follower_id", "side", "quantity", "ledger_quantity"):
         in_flight[follower_id] += _sign(side) * max(qty - filled, 0)
     states = []
-    for f in followers:
-        account_id = account_ids[f.pk]
+    ready = BrokerSession.State.READY.value
+    for (
+        pk,
+        display_name,
+        multiplier,
+        max_quantity,
+        max_order_value,
+        max_daily_loss,
+        instruments,
+        products,
+        paused,
+        account_id,
+        state,
+        day,
+    ) in followers:
         view = FollowerView(
-            id=f.pk,
-            display_name=f.display_name,
-            lot_multiplier=f.lot_multiplier,
-            max_quantity=f.max_quantity,
-            max_order_value=f.max_order_value,
-            max_daily_loss=f.max_daily_loss,
-            allowed_instruments=tuple(f.allowed_instruments or ()),
-            allowed_product_types=tuple(f.allowed_product_types or ()),
-            is_paused=f.is_paused,
+            id=pk,
+            display_name=display_name,
+            lot_multiplier=_decimal(multiplier, 4),
+            max_quantity=int(max_quantity),
+            max_order_value=_decimal(max_order_value, 2),
+            max_daily_loss=_decimal(max_daily_loss, 2),
+            allowed_instruments=_json_list(instruments),
+            allowed_product_types=_json_list(products),
+            is_paused=bool(paused),
             account_id=account_id,
-            session_ready=ready[f.pk],
+            session_ready=state == ready and _date(day) == session_day,
             daily_pnl=pnl.get(account_id) if account_id is not None else None,
         )
-        states.append(
-            FollowerState(view, f, ledger_net=ledger.get(f.pk, 0), in_flight=in_flight[f.pk])
-        )
+        states.append(FollowerState(view, ledger_net=ledger.get(pk, 0), in_flight=in_flight[pk]))
     return states
 
 
 # --- Row building --------------------------------------------------------------------------------
 @dataclass
 class Plan:
-    """The copy trades decided for one event, built in memory and written in bulk.
+    """The copy trades decided for one event, built as plain rows and written in bulk.
 
     ``reference_at`` is the master's time the staleness window counts from: the order's
     acceptance (mirror orders) or the fill's time (copy fills), never later than when we
@@ -277,8 +316,7 @@ class Plan:
     order: MasterOrder
     now: datetime
     reference_at: datetime | None
-    rows: list[CopyTrade] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
     _legs: dict[int, int] = field(default_factory=dict)
 
     def add(
@@ -301,62 +339,77 @@ class Plan:
         value_price: Decimal | None = None,
         value_price_source: str = "",
         next_attempt_at: datetime | None = None,
-    ) -> CopyTrade:
+    ) -> dict[str, Any]:
         leg = self._legs.get(follower.view.id, 0)
         self._legs[follower.view.id] = leg + 1
         order = self.order
         order_type = order_type or order.order_type
-        row = CopyTrade(
-            event=self.event,
-            master_id=order.master_id,
-            follower=follower.follower,
-            leg=leg,
-            action=CopyTrade.Action.PLACE,
-            intent=intent,
-            manual=order.manual,
-            tag=tags.make_tag(self.event.pk, follower.view.id, leg),
-            exchange=order.exchange,
-            token=order.token,
-            trading_symbol=order.trading_symbol,
-            side=side,
-            order_type=order_type,
-            product=order.product,
-            complexity=order.complexity,
-            validity=order.validity,
-            price=price if order_type in ("LIMIT", "SL") else None,
-            trigger_price=trigger if order_type in ("SL", "SLM") else None,
-            master_quantity=master_quantity,
-            quantity=quantity,
-            lot_multiplier=follower.view.lot_multiplier,
-            lot_size=lot_size,
-            sizing_note=sizing_note[:200],
-            order_value=order_value,
-            value_price=value_price,
-            value_price_source=value_price_source,
-            daily_pnl=follower.view.daily_pnl,
-            status=status,
-            reason_code=reason.value if reason is not None else "",
-            reason=reason_text[:500],
-            master_accepted_at=self.reference_at,
-            received_at=self.event.received_at,
-            decided_at=self.now,
-            next_attempt_at=next_attempt_at,
-        )
+        row = {
+            "event_id": self.event.pk,
+            "master_id": order.master_id,
+            "follower_id": follower.view.id,
+            "leg": leg,
+            "action": CopyTrade.Action.PLACE.value,
+            "intent": intent,
+            "manual": order.manual,
+            "tag": tags.make_tag(self.event.pk, follower.view.id, leg),
+            "exchange": order.exchange,
+            "token": order.token,
+            "trading_symbol": order.trading_symbol,
+            "side": side,
+            "order_type": order_type,
+            "product": order.product,
+            "complexity": order.complexity,
+            "validity": order.validity,
+            "price": price if order_type in ("LIMIT", "SL") else None,
+            "trigger_price": trigger if order_type in ("SL", "SLM") else None,
+            "master_quantity": master_quantity,
+            "quantity": quantity,
+            "lot_multiplier": follower.view.lot_multiplier,
+            "lot_size": lot_size,
+            "sizing_note": sizing_note[:200],
+            "order_value": order_value,
+            "value_price": value_price,
+            "value_price_source": value_price_source,
+            "daily_pnl": follower.view.daily_pnl,
+            "status": status,
+            "reason_code": reason.value if reason is not None else "",
+            "reason": reason_text[:500],
+            "master_accepted_at": self.reference_at,
+            "received_at": self.event.received_at,
+            "decided_at": self.now,
+            "updated_at": self.now,
+            "next_attempt_at": next_attempt_at,
+            "_account_id": follower.view.account_id,
+        }
         self.rows.append(row)
         return row
 
     def save(self) -> Recorded:
-        """Write every row and its first transition (two statements)."""
+        """Write every row and its first transition (two statements and a read of the ids)."""
         if not self.rows:
             return Recorded()
-        created = CopyTrade.objects.bulk_create(self.rows)
-        transitions.record(
-            [(row.pk, "", row.status, row.reason or row.sizing_note) for row in created],
+        ids = bulk.insert_copy_trades(self.rows)
+        bulk.insert_transitions(
+            [
+                (ids[row["tag"]], "", row["status"], row["reason"] or row["sizing_note"])
+                for row in self.rows
+            ],
             self.now,
         )
-        pending = [r for r in created if r.status == Status.PENDING and r.next_attempt_at is None]
-        pending.sort(key=lambda r: (r.intent != EXIT, r.pk))  # exits go first
-        return Recorded(pending_ids=[r.pk for r in pending], copy_trade_ids=[r.pk for r in created])
+        pending = [
+            row
+            for row in self.rows
+            if row["status"] == Status.PENDING and row["next_attempt_at"] is None
+        ]
+        pending.sort(key=lambda r: (r["intent"] != EXIT, ids[r["tag"]]))  # exits go first
+        for row in pending:
+            row["id"] = ids[row["tag"]]
+        return Recorded(
+            pending_ids=[row["id"] for row in pending],
+            copy_trade_ids=sorted(ids.values()),
+            planned={row["id"]: row for row in pending},
+        )
 
 
 @dataclass(frozen=True)
@@ -565,16 +618,24 @@ def _add_entry(
 
 
 # --- The master's position book ---------------------------------------------------------------
-def _position_row(order: MasterOrder, book: str) -> MasterPosition:
-    position, _ = MasterPosition.objects.get_or_create(
-        master_id=order.master_id,
-        book=book,
-        exchange=order.exchange,
-        token=order.token,
-        product=order.product,
-        defaults={"trading_symbol": order.trading_symbol},
-    )
-    return position
+def _position_row(order: MasterOrder, book: str) -> int:
+    """The id of the master's position row for this order's instrument (created if new).
+
+    A concurrent creator (another copier) makes the insert fail: the IntegrityError rolls the
+    whole decision back and `record_observation` retries it from the start."""
+    key = {
+        "master_id": order.master_id,
+        "book": book,
+        "exchange": order.exchange,
+        "token": order.token,
+        "product": order.product,
+    }
+    found = MasterPosition.objects.filter(**key).values_list("pk", flat=True).first()
+    if found is not None:
+        return found
+    row = MasterPosition(**key, trading_symbol=order.trading_symbol)
+    row.save(force_insert=True)
+    return row.pk
 
 
 def master_position_before(order: MasterOrder, book: str) -> int:
@@ -605,8 +666,7 @@ def apply_master_fills(order: MasterOrder, book: str) -> int:
     ).update(position_quantity=order.filled_quantity)
     if not moved:
         return 0
-    position = _position_row(order, book)
-    MasterPosition.objects.filter(pk=position.pk).update(
+    MasterPosition.objects.filter(pk=_position_row(order, book)).update(
         net_quantity=F("net_quantity") + _sign(order.side) * delta
     )
     order.position_quantity = order.filled_quantity

@@ -45,7 +45,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+)
 
 from copytrade.lib import budget as budget_math
 from copytrade.lib import clock
@@ -91,8 +97,14 @@ class Db:
         )
 
     def close(self) -> None:
+        """Close this thread's database connection, then the thread."""
+
+        def close_own() -> None:
+            # resolved in the worker thread: Django connections are per thread
+            connections.close_all()
+
         with contextlib.suppress(Exception):
-            self._pool.submit(connection.close).result(timeout=10)
+            self._pool.submit(close_own).result(timeout=10)
         self._pool.shutdown(wait=True)
 
 
@@ -538,8 +550,9 @@ class Copier:
     async def _feed_state(self, watch: Watch, event: FeedStateChange) -> None:
         watch.push_state = event.state.value
         watch.push_changed_at = event.at
-        if event.state == FeedState.CONNECTED:
-            watch.poll_now.set()  # once on every (re)connect: repair any gap
+        # once on every (re)connect (repair any gap), and at once when the push goes down or
+        # silent (the poller then runs at its fast interval)
+        watch.poll_now.set()
         if event.state == FeedState.SESSION_EXPIRED:
             await self.db(steps.mark_session_expired, watch.account_id, event.detail)
         if watch.master_id is not None:
@@ -667,27 +680,42 @@ class Copier:
     async def observe(
         self, watch: Watch, rows: list[OrderRow], source: str, received_at: datetime
     ) -> decide.Recorded:
-        """Detect → (quote) → decide in one transaction → dispatch."""
+        """Detect → decide (one transaction per order) → claim → send, with one trip to the
+        database thread; a market order to value first gets a quote (outside it)."""
         assert watch.master_id is not None
-        mode, changed = await self.db(steps.changes, watch.master_id, rows)
-        total = decide.Recorded()
-        for row in changed:
-            quote = None
-            if decide.needs_quote(mode, row):
+        claimer = sender.new_claimer(self.run_id)
+        observed = await self.db(
+            steps.observe,
+            watch.master_id,
+            rows,
+            source=source,
+            received_at=received_at,
+            claimer=claimer,
+        )
+        total = observed.recorded
+        self._start_sends(observed.claimed)
+        if observed.need_quote:
+            quotes = {}
+            for row in observed.need_quote:
                 quote = await self._quote(watch.client, row.exchange, row.token)
-            recorded = await self.db(
-                decide.record_observation,
-                master_id=watch.master_id,
-                row=row,
+                if quote is not None:
+                    quotes[row.broker_order_id] = quote
+            again = await self.db(
+                steps.observe,
+                watch.master_id,
+                observed.need_quote,
                 source=source,
                 received_at=received_at,
-                quote=quote,
+                claimer=claimer,
+                quotes={
+                    row.broker_order_id: quotes.get(row.broker_order_id)
+                    for row in observed.need_quote
+                },
             )
-            if recorded.event_ids:
-                watch.last_event_at = received_at
-                faults.kill_point("after_rows")
-            self._dispatch(recorded.pending_ids)
-            total.extend(recorded)
+            total.extend(again.recorded)
+            self._start_sends(again.claimed)
+        if total.event_ids:
+            watch.last_event_at = received_at
         return total
 
     async def _quote(
@@ -712,12 +740,15 @@ class Copier:
         """Claim these rows and send every claimed one concurrently (exits first)."""
         claimer = sender.new_claimer(self.run_id)
         result = await self.db(sender.claim, ids, claimer=claimer)
-        if not result.claimed:
+        self._start_sends(result.claimed)
+
+    def _start_sends(self, claimed: list[Claimed]) -> None:
+        """Send every claimed row concurrently, exits first."""
+        if not claimed:
             return
         faults.kill_point("after_claim")
-        ordered = sorted(result.claimed, key=lambda c: c.intent != sender.EXIT)
-        for c in ordered:
-            self._spawn(self._send_one(c), send=True, name=f"send-{c.id}")
+        for c in sorted(claimed, key=lambda c: c.intent != sender.EXIT):
+            self._spawn(self._send_one(c), send=True)
 
     async def _send_one(self, c: Claimed) -> None:
         assert self.writer is not None

@@ -259,6 +259,83 @@ def claim(ids: Sequence[int], *, claimer: str, now: datetime | None = None) -> C
     return result
 
 
+def claim_planned(
+    planned: dict[int, dict[str, Any]], *, claimer: str, now: datetime | None = None
+) -> ClaimResult:
+    """`claim` for rows this process has just decided (their values in memory): the entries
+    are claimed with one UPDATE per event and one read of the ids it got — no read-back of
+    the rows. Exits, and anything not plainly fresh, take the full path of `claim`."""
+    now = now or clock.now()
+    result = ClaimResult()
+    cutoff = now - staleness()
+    fresh = {
+        pk: row
+        for pk, row in planned.items()
+        if row["intent"] == ENTRY
+        and row["next_attempt_at"] is None
+        and (row["master_accepted_at"] is None or row["master_accepted_at"] >= cutoff)
+    }
+    others = [pk for pk in planned if pk not in fresh]
+    if fresh:
+        events = sorted({row["event_id"] for row in fresh.values()})
+        with transaction.atomic():
+            CopyTrade.objects.filter(
+                event_id__in=events,
+                intent=ENTRY,
+                status=Status.PENDING,
+                next_attempt_at__isnull=True,
+                pk__gte=min(fresh),
+                pk__lte=max(fresh),
+            ).update(
+                status=Status.SENDING,
+                claimed_by=claimer,
+                claimed_at=now,
+                attempts=F("attempts") + 1,
+                version=F("version") + 1,
+                updated_at=now,
+            )
+            got = [
+                pk
+                for pk in CopyTrade.objects.filter(
+                    event_id__in=events, claimed_by=claimer, status=Status.SENDING
+                ).values_list("pk", flat=True)
+                if pk in fresh
+            ]
+            transitions.record([(pk, Status.PENDING, Status.SENDING, "claimed") for pk in got], now)
+        for pk in got:
+            row = fresh[pk]
+            result.claimed.append(
+                Claimed(
+                    id=pk,
+                    tag=row["tag"],
+                    master_id=row["master_id"],
+                    follower_id=row["follower_id"],
+                    account_id=row["_account_id"],
+                    intent=row["intent"],
+                    exchange=row["exchange"],
+                    token=row["token"],
+                    trading_symbol=row["trading_symbol"],
+                    side=row["side"],
+                    quantity=row["quantity"],
+                    order_type=row["order_type"],
+                    product=row["product"],
+                    complexity=row["complexity"],
+                    validity=row["validity"],
+                    price=row["price"],
+                    trigger_price=row["trigger_price"],
+                    master_accepted_at=row["master_accepted_at"],
+                    decided_at=row["decided_at"],
+                    attempts=1,
+                    claimed_by=claimer,
+                )
+            )
+    if others:
+        rest = claim(others, claimer=claimer, now=now)
+        result.claimed = rest.claimed + result.claimed  # exits first
+        result.expired, result.deferred, result.skipped = rest.expired, rest.deferred, rest.skipped
+    return result
+
+
 def _bulk_move(
     ids: list[int], *, to: str, claimer: str, now: datetime, note: str, extra: dict[str, Any]
 ) -> list[int]:

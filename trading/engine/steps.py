@@ -136,6 +136,53 @@ def changes(master_id: int, rows: Sequence[OrderRow]) -> tuple[str, list[OrderRo
     return master_copy_mode(master_id), tracker.pending_changes(master_id, rows)
 
 
+@dataclass
+class Observed:
+    """What `observe` did with one snapshot: what it recorded and claimed, and which rows
+    wait for a quote (a market order to value) before they can be decided."""
+
+    recorded: decide.Recorded
+    claimed: list[Claimed]
+    need_quote: list[OrderRow]
+
+
+def observe(
+    master_id: int,
+    rows: Sequence[OrderRow],
+    *,
+    source: str,
+    received_at: datetime,
+    claimer: str,
+    quotes: dict[str, Any] | None = None,
+) -> Observed:
+    """The copier's detection step in its database thread: diff the snapshot (read-only),
+    decide each new row in its own transaction, then claim the new PENDING rows in another
+    (exits first). Rows whose market order needs a quote (and has none in ``quotes``) are
+    handed back undecided: the caller fetches a quote — no network here — and calls again."""
+    from trading.engine import faults
+
+    mode, changed = changes(master_id, rows)
+    out = Observed(decide.Recorded(), [], [])
+    quotes = quotes or {}
+    for row in changed:
+        if row.broker_order_id not in quotes and decide.needs_quote(mode, row):
+            out.need_quote.append(row)
+            continue
+        recorded = decide.record_observation(
+            master_id=master_id,
+            row=row,
+            source=source,
+            received_at=received_at,
+            quote=quotes.get(row.broker_order_id),
+        )
+        if recorded.event_ids:
+            faults.kill_point("after_rows")
+        out.recorded.extend(recorded)
+    if out.recorded.pending_ids:
+        out.claimed = sender.claim_planned(out.recorded.planned, claimer=claimer).claimed
+    return out
+
+
 def take_baseline(
     master_id: int,
     *,

@@ -13,21 +13,16 @@ from typing import Any
 
 from django.db.models import F
 
-from trading.models import CopyTrade, CopyTradeTransition
+from trading.models import CopyTrade
 
 Status = CopyTrade.Status
 
 
 def record(items: Iterable[tuple[int, str, str, str]], at: datetime) -> None:
     """Write transitions (copy trade id, from, to, note) at ``at`` in one statement."""
-    CopyTradeTransition.objects.bulk_create(
-        [
-            CopyTradeTransition(
-                copy_trade_id=ct_id, from_status=old, to_status=new, at=at, note=note[:500]
-            )
-            for ct_id, old, new, note in items
-        ]
-    )
+    from trading.engine import bulk
+
+    bulk.insert_transitions(items, at)
 
 
 def move(
