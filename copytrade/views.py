@@ -50,7 +50,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
             "name": beat.name,
             "pid": beat.pid,
             "beat_at": beat.beat_at.isoformat(),
-            "alive": now - beat.beat_at <= stale_after,
+            # a copier that stopped cleanly says so in its last heartbeat
+            "alive": now - beat.beat_at <= stale_after
+            and not (isinstance(beat.state, dict) and beat.state.get("stopped")),
             "state": beat.state,
         }
         for beat in CopierHeartbeat.objects.order_by("name")

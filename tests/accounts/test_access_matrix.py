@@ -294,6 +294,7 @@ ROUTES = [
         method="post",
         settings={"ALICEBLUE_BROKER": "live"},
     ),
+    Route("trading:manual_copy", masters_only(PAGE)),
     # AliceBlue connect flows (trading.views_broker): an account's session panel is visible to
     # its master and its owner; anyone else gets 404 (ids are not probeable).
     Route("trading:broker_callback", everyone(Status(400), anonymous=LOGIN)),

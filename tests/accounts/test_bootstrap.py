@@ -14,6 +14,7 @@ def test_bootstrap_creates_the_first_master_once_and_writes_a_private_file(
     settings, tmp_path, capsys
 ):
     settings.VAR_DIR = tmp_path
+    settings.SANDBOX_STATE_PATH = tmp_path / "sandbox.sqlite3"  # the first run links one
     call_command("bootstrap")
     out = capsys.readouterr().out
     assert "Username: master" in out

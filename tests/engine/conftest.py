@@ -46,6 +46,8 @@ def sbx(sandbox_server: Any, settings: Any) -> Iterator[Any]:
     settings.ALICEBLUE_READ_TIMEOUT = 2.0
     settings.TRADING_ROUND_THE_CLOCK = True
     settings.COPIER_AMBIGUOUS_LOOKUP_SECONDS = 1.0
+    sandbox_server.set_price("NSE", "INFY-EQ", "1500")  # (a reset keeps the last prices)
+    sandbox_server.set_price("NSE", "SBIN-EQ", "800")
     yield sandbox_server
     sandbox_server.reset()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from accounts.models import Follower
+from accounts.models import BrokerAccount, Follower
 from copytrade.lib import clock
 from tests.engine.conftest import account_of, nifty_future
 from trading.brokers import sessions
@@ -139,7 +139,10 @@ def test_an_exit_waits_for_a_login_and_then_goes(make_world):
     world.tick()
     world.place("INFY-EQ", "BUY", 2)
     world.tick(2)
-    sessions.mark_expired(account=account_of(follower), reason="test")
+    # an AliceBlue-login (OAuth) account cannot be logged in by the copier: it needs its owner
+    account = account_of(follower)
+    BrokerAccount.objects.filter(pk=account.pk).update(login_method="oauth")
+    sessions.mark_expired(account=account, reason="test")
     world.place("INFY-EQ", "SELL", 2)
     world.tick()
     exit_copy = world.copies(follower)[-1]
@@ -149,7 +152,8 @@ def test_an_exit_waits_for_a_login_and_then_goes(make_world):
     world.tick()  # still no session: it keeps waiting, quietly
     exit_copy.refresh_from_db()
     assert exit_copy.status == Status.PENDING and exit_copy.transitions.count() == 1
-    sessions.connect_api_key(account=account_of(follower))
+    # back to an API-key account: the copier logs it in by itself, and the exit goes
+    BrokerAccount.objects.filter(pk=account.pk).update(login_method="api_key")
     CopyTrade.objects.filter(pk=exit_copy.pk).update(next_attempt_at=clock.now())
     world.tick(2)
     exit_copy.refresh_from_db()

@@ -273,6 +273,9 @@ class Copier:
         self._sends: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[Any]] = []
         self._last_pnl: dict[int, float] = {}
+        self._login_next: dict[int, float] = {}
+        self._login_wait: dict[int, float] = {}
+        self._lots: Any = None
         self.sent = 0
         self.errors = 0
 
@@ -425,7 +428,6 @@ class Copier:
     async def refresh(self, *, start_watches: bool = True) -> None:
         """Re-read accounts and sessions; rebuild clients whose session changed."""
         states = await self.db(steps.load_accounts)
-        lots = None
         seen = set()
         for state in states:
             seen.add(state.account_id)
@@ -439,26 +441,96 @@ class Copier:
                 continue
             if entry is not None:
                 await self._drop_client(state.account_id)
-            if lots is None:
-                from trading.brokers.instruments import mcx_lot_table
-
-                lots = await self.db(mcx_lot_table)
-            client = AsyncAliceBlueClient(
-                state.session,
-                transport=AsyncTransport(pool_size=8),
-                budget=EngineBudget(state.account_id, self.db),
-                on_session_expired=None,
-                lots=lots,
-            )
-            self.clients[state.account_id] = ClientEntry(client, state.fingerprint)
+            await self._add_client(state)
         for account_id in list(self.clients):
             if account_id not in seen:
                 await self._drop_client(account_id)
         for account_id in list(self.accounts):
             if account_id not in seen:
                 del self.accounts[account_id]
+        await self._auto_logins(states)
         if start_watches:
             await self._reconcile_watches()
+
+    async def _auto_logins(self, states: list[steps.AccountState]) -> None:
+        """API-key accounts without today's session log in by themselves once their owner
+        has signed in to AliceBlue today (the broker says "not logged in" until then). The
+        attempts back off per account: 15 s, doubling, up to 30 s for a master's own
+        account (few, and copying waits for it) and 5 minutes for followers'."""
+        now = time.monotonic()
+        due = [
+            s.account_id
+            for s in states
+            if s.session is None and now >= self._login_next.get(s.account_id, 0.0)
+        ]
+        if not due:
+            return
+        candidates = await self.db(steps.login_candidates, due)
+        masters = {s.account_id for s in states if s.own_master_id is not None}
+        for candidate in candidates:
+            cap = 30.0 if candidate.account_id in masters else 300.0
+            wait = self._login_wait.get(candidate.account_id, 15.0)
+            self._login_next[candidate.account_id] = now + wait
+            self._login_wait[candidate.account_id] = min(wait * 2, cap)
+        if candidates:
+            done = await asyncio.gather(*(self._login(c) for c in candidates))
+            if any(done):
+                await self.refresh_sessions_only()
+
+    async def _login(self, candidate: steps.LoginCandidate) -> bool:
+        from trading.brokers.aliceblue import protocol
+        from trading.brokers.aliceblue.protocol import Endpoints
+
+        endpoints = Endpoints.from_settings()
+        transport = AsyncTransport(pool_size=1)
+        try:
+            enc_key = await transport.run(
+                protocol.ant_enc_key_call(endpoints, user_id=candidate.client_id)
+            )
+            grant = await transport.run(
+                protocol.ant_session_call(
+                    endpoints,
+                    user_id=candidate.client_id,
+                    api_key=candidate.api_key,
+                    enc_key=enc_key,
+                )
+            )
+        except BrokerError as exc:
+            logger.info(
+                "automatic API-key login not possible yet",
+                extra={"ctx": {"account": candidate.account_id, "why": exc.message[:120]}},
+            )
+            return False
+        finally:
+            await transport.close()
+        await self.db(steps.store_login, candidate.account_id, grant)
+        self._login_wait.pop(candidate.account_id, None)
+        self._login_next.pop(candidate.account_id, None)
+        logger.info("logged in with the API key", extra={"ctx": {"account": candidate.account_id}})
+        return True
+
+    async def refresh_sessions_only(self) -> None:
+        """Pick up sessions just stored (no new logins, no watch changes)."""
+        states = await self.db(steps.load_accounts)
+        for state in states:
+            self.accounts[state.account_id] = state
+            if state.session is not None and state.account_id not in self.clients:
+                await self._add_client(state)
+
+    async def _add_client(self, state: steps.AccountState) -> None:
+        assert state.session is not None
+        if self._lots is None:
+            from trading.brokers.instruments import mcx_lot_table
+
+            self._lots = await self.db(mcx_lot_table)
+        client = AsyncAliceBlueClient(
+            state.session,
+            transport=AsyncTransport(pool_size=8),
+            budget=EngineBudget(state.account_id, self.db),
+            on_session_expired=None,
+            lots=self._lots,
+        )
+        self.clients[state.account_id] = ClientEntry(client, state.fingerprint)
 
     async def _drop_client(self, account_id: int) -> None:
         for watches in (self.masters, self.followers):

@@ -114,6 +114,35 @@ def mark_session_expired(account_id: int, reason: str) -> None:
     sessions.mark_expired_by_id(account_id=account_id, reason=reason)
 
 
+@dataclass(frozen=True)
+class LoginCandidate:
+    account_id: int
+    client_id: str
+    api_key: Any  # Secret
+
+
+def login_candidates(account_ids: Iterable[int]) -> list[LoginCandidate]:
+    """API-key accounts among these without a ready session today, with their API keys
+    (read as Secrets; never logged)."""
+    out = []
+    for account in BrokerAccount.objects.filter(
+        pk__in=list(account_ids), login_method=BrokerAccount.LoginMethod.API_KEY
+    ).exclude(api_key_encrypted=""):
+        api_key = account.api_key()
+        if api_key is not None:
+            out.append(LoginCandidate(account.pk, account.client_id, api_key))
+    return out
+
+
+def store_login(account_id: int, grant: Any) -> None:
+    """Store a session the copier obtained with the account's API key (audited as the
+    system's connect, like the connect page's)."""
+    account = BrokerAccount.objects.select_related("master").get(pk=account_id)
+    sessions._store_grant(
+        account=account, grant=grant, method="api_key (copier)", actor=None, request=None
+    )
+
+
 # --- The master's feed state ----------------------------------------------------------------------
 def feed_baseline_day(master_id: int) -> date | None:
     return (

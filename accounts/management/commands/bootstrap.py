@@ -26,13 +26,17 @@ class Command(BaseCommand):
                 "copytrade: existing accounts kept; see var/first-run.txt for the first sign-in."
             )
             return
-        _master, password = create_master(username=FIRST_MASTER, actor_repr="make run (first run)")
+        master, password = create_master(username=FIRST_MASTER, actor_repr="make run (first run)")
+        from trading.engine.firstrun import link_sandbox
+
+        sandbox_lines = link_sandbox(master)  # sandbox mode: the master's broker account
         lines = [
             "copytrade first run",
             "",
             f"Web:      http://127.0.0.1:{os.environ.get('WEB_PORT') or 8000}/",
             f"Username: {FIRST_MASTER}",
             f"Password: {password}",
+            *sandbox_lines,
             "",
             "You will enrol a second factor (TOTP app) at the first login.",
         ]
