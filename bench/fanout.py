@@ -327,41 +327,73 @@ async def _thin_events(
 
 
 # --- sandbox -------------------------------------------------------------------------------------
+def _proc_cpu_seconds(pid: int) -> float:
+    """user + system CPU of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def _explain(event_id: int) -> None:
+    """BENCH_DEBUG=1: where one event's time went (to stderr)."""
+    from trading.models import CopyTrade, MasterOrderEvent
+
+    event = MasterOrderEvent.objects.select_related("master_order").get(pk=event_id)
+    t0 = event.received_at
+    print(f"event {event.kind} via {event.source} at {t0:%H:%M:%S.%f}", file=sys.stderr)
+    for ct in CopyTrade.objects.filter(event_id=event_id).order_by("pk")[:3]:
+        marks = {"decided": ct.decided_at, "sent": ct.sent_at, "acked": ct.acknowledged_at}
+        for tr in ct.transitions.all():
+            marks[f"->{tr.to_status}"] = tr.at
+        print(
+            "  "
+            + " ".join(
+                f"{k}+{(v - t0).total_seconds() * 1000:.0f}ms" for k, v in marks.items() if v
+            ),
+            file=sys.stderr,
+        )
+
+
 def run_sandbox(args: argparse.Namespace) -> dict[str, Any]:
+    """The sandbox and the copier each in their own process; this one places the master's
+    orders through the sandbox's API and reads the timings the copier recorded."""
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         os.environ["COPYTRADE_VAR_DIR"] = tmp
+        os.environ["LOG_LEVEL"] = "ERROR"
+        os.environ["DEBUG"] = "false"
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "copytrade.settings")
-        import django
-
-        django.setup()
         from sandbox.testing import SandboxProcess
 
-        with SandboxProcess(env={"COPYTRADE_VAR_DIR": tmp, "LOG_LEVEL": "ERROR"}) as sbx:
-            _django(
-                Path(tmp),
-                {
-                    "ALICEBLUE_BROKER": "sandbox",
-                    "ALICEBLUE_OPEN_API_URL": sbx.url,
-                    "ALICEBLUE_ANT_API_URL": sbx.url,
-                    "ALICEBLUE_LOGIN_URL": sbx.url + "/",
-                    "ALICEBLUE_ORDER_WS_URL": sbx.order_ws_url("g3"),
-                    "ALICEBLUE_ANT_ORDER_WS_URL": sbx.order_ws_url("g2"),
-                    "TRADING_ROUND_THE_CLOCK": "true",
-                },
-            )
-            return _sandbox_run(args, sbx)
+        env = {"COPYTRADE_VAR_DIR": tmp, "LOG_LEVEL": "ERROR", "DEBUG": "false"}
+        with SandboxProcess(env=env) as sbx:
+            urls = {
+                "ALICEBLUE_BROKER": "sandbox",
+                "ALICEBLUE_OPEN_API_URL": sbx.url,
+                "ALICEBLUE_ANT_API_URL": sbx.url,
+                "ALICEBLUE_LOGIN_URL": sbx.url + "/",
+                "ALICEBLUE_ORDER_WS_URL": sbx.order_ws_url("g3"),
+                "ALICEBLUE_ANT_ORDER_WS_URL": sbx.order_ws_url("g2"),
+                "TRADING_ROUND_THE_CLOCK": "true",
+            }
+            _django(Path(tmp), urls)
+            return _sandbox_run(args, sbx, {**env, **urls})
 
 
-def _sandbox_run(args: argparse.Namespace, sbx: Any) -> dict[str, Any]:
-    from django.conf import settings
+def _sandbox_run(args: argparse.Namespace, sbx: Any, env: dict[str, str]) -> dict[str, Any]:
+    from datetime import datetime
+
+    from django.db import connection
 
     from trading.brokers import sessions
+    from trading.models import CopyTrade, MasterOrderEvent
 
-    settings.ALICEBLUE_OPEN_API_URL = sbx.url
-    settings.ALICEBLUE_ANT_API_URL = sbx.url
-    settings.ALICEBLUE_ORDER_WS_URL = sbx.order_ws_url("g3")
-    settings.ALICEBLUE_ANT_ORDER_WS_URL = sbx.order_ws_url("g2")
-    (master, master_account), followers = _people(args.followers)
+    (_master, master_account), followers = _people(args.followers)
     for account in [master_account] + [a for _, a in followers]:
         info = sbx.create_account(account.client_id, funds="100000000", daily_login=True)
         account.set_api_key(info.api_key)
@@ -370,84 +402,95 @@ def _sandbox_run(args: argparse.Namespace, sbx: Any) -> dict[str, Any]:
     sbx.set_faults(None, latency_ms=args.latency_ms)
     if args.push_silent:
         sbx.set_faults(master_account.client_id, push_silent=True)
-    return asyncio.run(_sandbox_events(args, sbx, master, master_account))
-
-
-async def _sandbox_events(
-    args: argparse.Namespace, sbx: Any, master: Any, master_account: Any
-) -> dict[str, Any]:
-    from datetime import datetime
-
-    from trading.engine.config import CopierConfig
-    from trading.engine.runner import Copier
-    from trading.models import MasterOrderEvent
-
-    poll_fast = args.poll_seconds
-    config = CopierConfig(pnl_refresh=0, poll_fast=poll_fast, poll_slow=15.0, push_silent=1.0)
-    copier = Copier(name="bench", config=config)
-    runner = asyncio.create_task(copier.run())
+    poll_ms = int(args.poll_seconds * 1000)
+    copier_env = {
+        **os.environ,
+        **env,
+        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        "COPIER_POLL_FAST_MS": str(poll_ms),
+        "COPIER_POLL_SLOW_MS": "15000",
+        "COPIER_PUSH_SILENT_SECONDS": "1",
+        "COPIER_PNL_REFRESH_SECONDS": "0",
+    }
+    connection.close()
+    copier = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "copier", "--name", "bench"],
+        cwd=ROOT,
+        env=copier_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     samples: dict[str, list[float]] = {"detection": [], "dispatch": [], "e2e": []}
     cpu = 0.0
     sent = 0
     client = master_account.client_id
     try:
-        while not sbx.sockets(client) and not args.push_silent:
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(1.5)  # baseline taken, feeds connected (or gone silent)
+        deadline = time.monotonic() + 60
+        while not (sbx.sockets(client) or args.push_silent):
+            if time.monotonic() > deadline or copier.poll() is not None:
+                raise RuntimeError("the copier did not connect the master's push")
+            time.sleep(0.05)
+        time.sleep(2.0)  # the day's baseline taken, follower feeds connected
         for n in range(args.events + 1):
-            cpu_start = time.process_time()
-            order = await asyncio.to_thread(
-                sbx.place_order, client, "NSE", "INFY-EQ", "BUY" if n % 2 == 0 else "SELL", 1
-            )
+            cpu_start = _proc_cpu_seconds(copier.pid)
+            order = sbx.place_order(client, "NSE", "INFY-EQ", "BUY" if n % 2 == 0 else "SELL", 1)
             accepted = datetime.fromisoformat(order["placed_at"])
-
-            def event_of(order_no: str = order["order_no"]) -> Any:
-                return (
+            deadline = time.monotonic() + 60
+            while True:
+                found = (
                     MasterOrderEvent.objects.filter(
-                        master_order__broker_order_id=order_no, kind="accepted"
+                        master_order__broker_order_id=order["order_no"], kind="accepted"
                     )
                     .values_list("pk", "received_at")
                     .first()
                 )
-
-            found = None
-            deadline = time.monotonic() + 30
-            while found is None and time.monotonic() < deadline:
-                found = await copier.db(event_of)
-                if found is None:
-                    await asyncio.sleep(0.005)
-            if found is None:
-                raise RuntimeError("the master order was not detected")
-            event_id, received_at = found
-            await _wait_done(copier, args.followers, [event_id], timeout=120)
-            cpu_used = time.process_time() - cpu_start
-            rows = await copier.db(_rows_for, [event_id])
+                rows = (
+                    list(
+                        CopyTrade.objects.filter(event_id=found[0]).values_list(
+                            "status", "received_at", "sent_at", "acknowledged_at"
+                        )
+                    )
+                    if found
+                    else []
+                )
+                if len(rows) >= args.followers and all(
+                    r[0] not in ("PENDING", "SENDING") for r in rows
+                ):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the master order was not copied in time")
+                time.sleep(0.05)
+            used = _proc_cpu_seconds(copier.pid) - cpu_start
+            assert found is not None
             if n == 0:
-                continue
-            cpu += cpu_used
+                continue  # warm-up
+            cpu += used
             sent += len(rows)
-            samples["detection"].append((received_at - accepted).total_seconds() * 1000)
-            for status, received, sent_at, acked, _ in rows:
+            samples["detection"].append((found[1] - accepted).total_seconds() * 1000)
+            for status, received, sent_at, acked in rows:
                 if status != "SUCCESS":
                     raise RuntimeError(f"a copy ended {status}")
                 samples["dispatch"].append((sent_at - received).total_seconds() * 1000)
                 samples["e2e"].append((acked - accepted).total_seconds() * 1000)
-            await asyncio.sleep(0.3)
+            if os.environ.get("BENCH_DEBUG"):
+                _explain(found[0])
+            time.sleep(0.5)
+        peak = _proc_peak_rss_mb(copier.pid)
     finally:
-        copier.stop()
-        await runner
+        copier.terminate()
+        copier.wait(timeout=60)
     return {
         "broker": "sandbox",
         "followers": args.followers,
         "L_ms": args.latency_ms,
         "events": args.events,
         "push": "silent" if args.push_silent else "on",
-        "poll_interval_s": poll_fast if args.push_silent else 15.0,
+        "poll_interval_s": args.poll_seconds if args.push_silent else 15.0,
         "detection_ms": _summary(samples["detection"]),
         "dispatch_ms": _summary(samples["dispatch"]),
         "end_to_end_ms": _summary(samples["e2e"], args.latency_ms),
         "cpu_ms_per_order": round(cpu * 1000 / max(sent, 1), 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak,
     }
 
 

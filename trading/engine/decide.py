@@ -1154,6 +1154,6 @@ def fresh_pending_ids(older_than: datetime, limit: int = 1000) -> list[int]:
             status=Status.PENDING,
             decided_at__lte=older_than,
         )
-        .order_by("intent", "pk")
+        .order_by("-intent", "pk")  # "exit" before "entry": exits go first
         .values_list("pk", flat=True)[:limit]
     )

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import os
 import socket
@@ -79,6 +80,8 @@ from trading.engine.sender import Claimed, Outcome
 from trading.models import CopyTrade
 
 logger = logging.getLogger("trading.engine.copier")
+#: How long a quote values market orders of the same instrument (seconds).
+QUOTE_TTL = 30.0
 T = TypeVar("T")
 Status = CopyTrade.Status
 
@@ -273,6 +276,8 @@ class Copier:
         self._sends: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[Any]] = []
         self._last_pnl: dict[int, float] = {}
+        self._last_adopt = 0.0
+        self._quotes: dict[tuple[str, str], tuple[Decimal, float]] = {}
         self._login_next: dict[int, float] = {}
         self._login_wait: dict[int, float] = {}
         self._lots: Any = None
@@ -295,6 +300,7 @@ class Copier:
         )
         self.writer.listeners.append(self._after_write)
         await self._heartbeat()
+        _settle_memory()
         logger.info("copier started", extra={"ctx": {"run": self.run_id}})
 
     async def run(self) -> None:
@@ -429,6 +435,7 @@ class Copier:
         """Re-read accounts and sessions; rebuild clients whose session changed."""
         states = await self.db(steps.load_accounts)
         seen = set()
+        created = len(self.clients)
         for state in states:
             seen.add(state.account_id)
             self.accounts[state.account_id] = state
@@ -451,6 +458,8 @@ class Copier:
         await self._auto_logins(states)
         if start_watches:
             await self._reconcile_watches()
+        if len(self.clients) - created > 50:
+            _settle_memory()  # many new clients (start-up, the morning's logins)
 
     async def _auto_logins(self, states: list[steps.AccountState]) -> None:
         """API-key accounts without today's session log in by themselves once their owner
@@ -793,8 +802,17 @@ class Copier:
     async def _quote(
         self, client: AsyncAliceBlueClient, exchange: str, token: str
     ) -> Decimal | None:
+        """The last traded price, for the max-order-value check of a market order: from a
+        quote at most QUOTE_TTL old (a limit check, not a price to trade at), else fetched
+        through the master's session (within its request budget)."""
+        key = (exchange, token)
+        cached = self._quotes.get(key)
+        if cached is not None and time.monotonic() - cached[1] < QUOTE_TTL:
+            return cached[0]
         try:
-            return (await client.quote(exchange, token)).ltp
+            ltp = (await client.quote(exchange, token)).ltp
+            self._quotes[key] = (ltp, time.monotonic())
+            return ltp
         except BrokerError as exc:
             logger.warning(
                 "quote failed; market order value unknown",
@@ -928,7 +946,8 @@ class Copier:
                 quote = await self._manual_quote(master_id, event_id)
             recorded = await self.db(steps.plan_manual, event_id, quote)
             self._dispatch(recorded.pending_ids)
-        if int(time.monotonic()) % 5 == 0:
+        if time.monotonic() - self._last_adopt >= 5.0:
+            self._last_adopt = time.monotonic()
             await self._adopt_orphans()
 
     async def _manual_quote(self, master_id: int, event_id: int) -> Decimal | None:
@@ -1065,6 +1084,16 @@ class Copier:
                 last_event_at=watch.last_event_at,
                 copier=self.name,
             )
+
+
+def _settle_memory() -> None:
+    """Move everything alive after start-up (Django, models, clients) out of the garbage
+    collector's way: a full collection over a large heap can stall the event loop for tens
+    of milliseconds in the middle of a fan-out. New objects are collected as usual; what was
+    frozen and has since been dropped (old clients) is collected at the next settle."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 async def _close_client(client: AsyncAliceBlueClient) -> None:

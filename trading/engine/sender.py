@@ -718,7 +718,9 @@ def record_outcomes(outcomes: Sequence[Outcome], *, now: datetime | None = None)
                 ],
                 now,
             )
-            alerts.resolve_unknown([o.claimed.id for o in success], now)
+            alerts.resolve_unknown(
+                [o.claimed.id for o in success if current[o.claimed.id] == Status.UNKNOWN], now
+            )
             changed += [o.claimed.id for o in success]
         for o in outcomes:
             if o.status == Status.SUCCESS:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -58,17 +58,24 @@ def follower_for_account(account_id: int) -> int | None:
     )
 
 
-def open_copy_count(follower_id: int) -> int:
+#: Copies are tracked for a day at most (orders are DAY orders; an UNKNOWN copy that never
+#: appeared stays UNKNOWN for a person to look at, not polled for ever).
+TRACK_FOR = timedelta(days=1)
+
+
+def _open(now: datetime) -> Q:
+    return Q(status__in=TRACKED, broker_final=False, decided_at__gte=now - TRACK_FOR)
+
+
+def open_copy_count(follower_id: int, *, now: datetime | None = None) -> int:
     """Copies whose broker order may still change (the poll runs while this is > 0)."""
-    return CopyTrade.objects.filter(
-        follower_id=follower_id, status__in=TRACKED, broker_final=False
-    ).count()
+    return CopyTrade.objects.filter(_open(now or clock.now()), follower_id=follower_id).count()
 
 
-def accounts_with_open_copies() -> list[int]:
+def accounts_with_open_copies(*, now: datetime | None = None) -> list[int]:
     """Broker account ids of followers with copies to track."""
     return list(
-        CopyTrade.objects.filter(status__in=TRACKED, broker_final=False)
+        CopyTrade.objects.filter(_open(now or clock.now()))
         .values_list("follower__user__broker_account__pk", flat=True)
         .distinct()
     )
