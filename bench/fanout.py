@@ -411,6 +411,7 @@ def _sandbox_run(args: argparse.Namespace, sbx: Any, env: dict[str, str]) -> dic
         "COPIER_POLL_SLOW_MS": "15000",
         "COPIER_PUSH_SILENT_SECONDS": "1",
         "COPIER_PNL_REFRESH_SECONDS": "0",
+        "COPIER_LOAD_CONTRACTS": "false",
     }
     connection.close()
     copier = subprocess.Popen(

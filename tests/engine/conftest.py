@@ -89,7 +89,7 @@ class World:
     followers: list[Follower] = field(default_factory=list)
     clients: dict[int, str] = field(default_factory=dict)
     config: CopierConfig = field(
-        default_factory=lambda: CopierConfig(pnl_refresh=0, drain_timeout=20)
+        default_factory=lambda: CopierConfig(pnl_refresh=0, drain_timeout=20, contracts=False)
     )
 
     # --- the master's side ----------------------------------------------------------------

@@ -62,6 +62,7 @@ class CopierProcess:
             "COPIER_POLL_SLOW_MS": "300",
             "COPIER_AMBIGUOUS_LOOKUP_MS": "1500",
             "COPIER_PNL_REFRESH_SECONDS": "0",
+            "COPIER_LOAD_CONTRACTS": "false",
             "COPIER_HEARTBEAT_SECONDS": "1",
             "LOG_LEVEL": "WARNING",
             "COPIER_CRASH_AT": crash_at,

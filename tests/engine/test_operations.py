@@ -130,3 +130,25 @@ def test_the_rate_governor_spaces_a_burst_of_freeze_legs(make_world, settings):
     placed = sorted(o["placed_at"] for o in world.orders_of(follower))
     assert len(placed) == 20
     assert (sent[-1] - sent[0]).total_seconds() >= 2.0  # 20 legs at 8 per second
+
+
+def test_the_copier_loads_the_days_contract_master_once(sbx, transactional_db):
+    import asyncio
+
+    from trading.engine.config import CopierConfig
+    from trading.engine.runner import Copier
+    from trading.models import Instrument
+
+    async def load_twice() -> None:
+        async with Copier(name="contracts", config=CopierConfig(pnl_refresh=0)) as copier:
+            await copier.refresh_contracts()
+            first = await copier.db(lambda: Instrument.objects.count())
+            await copier.refresh_contracts()  # fresh today: nothing downloaded again
+            assert await copier.db(lambda: Instrument.objects.count()) == first
+
+    asyncio.run(load_twice())
+    infy = Instrument.objects.get(exchange="NSE", trading_symbol="INFY-EQ")
+    assert infy.lot_size == 1
+    nifty = Instrument.objects.filter(exchange="NFO", symbol="NIFTY", instrument_type="FUTIDX")
+    assert nifty.exists() and {i.lot_size for i in nifty} == {65}
+    assert {i.freeze_quantity for i in nifty} == {1800}

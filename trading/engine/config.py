@@ -35,6 +35,8 @@ class CopierConfig:
     pnl_refresh: float = 60.0
     #: Track follower orders (push + poll). Off only for the thin-broker benchmark.
     track_followers: bool = True
+    #: Load the contract master once a day by itself (off in tests, which load what they use).
+    contracts: bool = True
     #: Stop tracking an account this long after its last open copy settled.
     follower_idle: float = 120.0
     #: SIGTERM: how long to wait for in-flight sends and their writes.
@@ -54,6 +56,7 @@ class CopierConfig:
             "pnl_refresh": _get("COPIER_PNL_REFRESH_SECONDS", 60.0),
             "heartbeat": _get("COPIER_HEARTBEAT_SECONDS", 5.0),
             "unclaimed_grace": _get("COPIER_UNCLAIMED_GRACE_SECONDS", 1.0),
+            "contracts": bool(getattr(settings, "COPIER_LOAD_CONTRACTS", True)),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -76,6 +76,7 @@ from trading.brokers.aliceblue.transport import AsyncTransport
 from trading.brokers.aliceblue.types import OrderRow
 from trading.engine import decide, faults, pnl, sender, steps, tracking
 from trading.engine.config import CopierConfig
+from trading.engine.reasons import Reason
 from trading.engine.sender import Claimed, Outcome
 from trading.models import CopyTrade
 
@@ -277,6 +278,7 @@ class Copier:
         self._loops: list[asyncio.Task[Any]] = []
         self._last_pnl: dict[int, float] = {}
         self._last_adopt = 0.0
+        self._contracts_retry: dict[str, float] = {}
         self._quotes: dict[tuple[str, str], tuple[Decimal, float]] = {}
         self._login_next: dict[int, float] = {}
         self._login_wait: dict[int, float] = {}
@@ -318,6 +320,10 @@ class Copier:
         ]
         if self.config.pnl_refresh > 0:
             self._loops.append(asyncio.create_task(self._every(5.0, self.refresh_pnl), name="pnl"))
+        if self.config.contracts:
+            self._loops.append(
+                asyncio.create_task(self._every(60.0, self.refresh_contracts), name="contracts")
+            )
         try:
             await self.stopping.wait()
         finally:
@@ -862,15 +868,26 @@ class Copier:
         if deadline is not None and clock.now() > deadline:
             self.writer.put(sender.expired(c, ""))
             return
+        action_sender = None
+        if c.action != CopyTrade.Action.PLACE:
+            action_sender = sender.ACTION_SENDERS.get(c.action)
+            if action_sender is None:
+                text = sender.NO_ACTION_SENDER.format(action=c.action)
+                self.writer.put(Outcome(c, Status.FAILED, Reason.INVALID_ORDER, text))
+                return
         try:
-            request = sender.build_request(c)
+            request = sender.build_request(c) if action_sender is None else None
         except ValueError as exc:
             self.writer.put(sender.classify(c, exc, sent_at=None, now=clock.now()))
             return
         sent_at = clock.now()
         result: Any
         try:
-            result = await client.place_order(request)
+            if request is not None:
+                result = await client.place_order(request)
+            else:
+                assert action_sender is not None
+                result = await action_sender(client, c)
         except Exception as exc:  # classified: nothing escapes unrecorded
             result = exc
         faults.kill_point("after_send")
@@ -1019,6 +1036,35 @@ class Copier:
         rows = await watch.client.order_book()
         watch.last_poll_at = clock.now()
         return await self.db(tracking.apply_follower_rows, watch.account_id, rows)
+
+    # --- the contract master ------------------------------------------------------------------
+    async def refresh_contracts(self) -> None:
+        """Load each exchange's contract master once per IST day (lot and freeze sizes): the
+        download and parse in a worker thread, the upsert in the database thread. Retried every
+        minute while the broker is unreachable (the sandbox may start after the copier)."""
+        from trading.brokers.aliceblue import contracts
+
+        day = clock.today_ist()
+        for exchange in contracts.default_exchanges():
+            if await self.db(contracts.is_fresh, exchange, day):
+                continue
+            if time.monotonic() < self._contracts_retry.get(exchange, 0.0):
+                continue
+            try:
+                content = await asyncio.to_thread(contracts.download, exchange)
+                rows = await asyncio.to_thread(contracts.parse_csv, exchange, content)
+                upserted, removed = await self.db(contracts.store, rows, exchange=exchange, day=day)
+            except (BrokerError, contracts.ContractFileError) as exc:
+                self._contracts_retry[exchange] = time.monotonic() + 60.0
+                logger.warning(
+                    "contract master not loaded; retrying in a minute",
+                    extra={"ctx": {"exchange": exchange, "error": str(exc)[:200]}},
+                )
+                continue
+            logger.info(
+                "contract master loaded",
+                extra={"ctx": {"exchange": exchange, "rows": upserted, "removed": removed}},
+            )
 
     # --- P&L ------------------------------------------------------------------------------------
     async def refresh_pnl(self) -> None:

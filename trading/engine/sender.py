@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -125,6 +125,9 @@ class Claimed:
     decided_at: datetime
     attempts: int
     claimed_by: str
+    #: place | modify | cancel; modify/cancel act on the linked PLACE copy's broker order.
+    action: str = "place"
+    linked_broker_order_id: str = ""
 
     @property
     def deadline(self) -> datetime | None:
@@ -167,6 +170,8 @@ _CLAIM_FIELDS = (
     "lot_size",
     "sizing_note",
     "reason_code",
+    "action",
+    "linked__broker_order_id",
 )
 
 
@@ -193,7 +198,19 @@ def _claimed(values: dict[str, Any], claimer: str, quantity: int | None = None) 
         decided_at=values["decided_at"],
         attempts=values["attempts"] + 1,
         claimed_by=claimer,
+        action=values["action"],
+        linked_broker_order_id=values["linked__broker_order_id"] or "",
     )
+
+
+#: How a claimed MODIFY or CANCEL copy is sent (the lifecycle engine, issue 5, registers
+#: them: action -> async f(client, claimed) -> OrderAck, and the same in SYNC_ACTION_SENDERS
+#: for `send_copy_trade`). The shared path does everything else: claim, staleness, governor,
+#: classification of the answer, ambiguity, recording. An action without a sender here is
+#: never sent as something else: it FAILs with a clear reason.
+ACTION_SENDERS: dict[str, Callable[[Any, Claimed], Awaitable[OrderAck]]] = {}
+SYNC_ACTION_SENDERS: dict[str, Callable[[Any, Claimed], OrderAck]] = {}
+NO_ACTION_SENDER = "Sending {action} copies is not enabled in this version."
 
 
 def claim(ids: Sequence[int], *, claimer: str, now: datetime | None = None) -> ClaimResult:
@@ -469,7 +486,9 @@ def _entry_filling(values: dict[str, Any]) -> bool:
 
 # --- Building and classifying ---------------------------------------------------------------------
 def build_request(c: Claimed) -> OrderRequest:
-    """The broker order for a claimed row (raises ValueError for an order that cannot exist)."""
+    """The broker order for a claimed PLACE row (ValueError for an order that cannot exist)."""
+    if c.action != CopyTrade.Action.PLACE:
+        raise ValueError(f"a {c.action} copy is not a new order")
     return OrderRequest(
         exchange=c.exchange,
         token=c.token,
@@ -873,14 +892,22 @@ def send_claimed_sync(c: Claimed, *, client_for: Callable[[int], Any] | None = N
     deadline = c.deadline
     if deadline is not None and now > deadline:
         return expired(c, "")
+    if c.action != CopyTrade.Action.PLACE and c.action not in SYNC_ACTION_SENDERS:
+        return Outcome(
+            c, Status.FAILED, Reason.INVALID_ORDER, NO_ACTION_SENDER.format(action=c.action)
+        )
     try:
-        request = build_request(c)
+        request = build_request(c) if c.action == CopyTrade.Action.PLACE else None
         client = _sync_client(c, client_for)
     except (ValueError, BrokerError) as exc:
         return classify(c, exc, sent_at=None, now=clock.now())
     sent_at = clock.now()
     try:
-        result: OrderAck | BaseException = client.place_order(request)
+        result: OrderAck | BaseException = (
+            client.place_order(request)
+            if request is not None
+            else SYNC_ACTION_SENDERS[c.action](client, c)
+        )
     except Exception as exc:  # classified below; nothing escapes unrecorded
         result = exc
     return classify(c, result, sent_at=sent_at, now=clock.now())

@@ -1,0 +1,44 @@
+"""The copy engine (issue 4): detect master orders, decide and size every follower's copy, send
+exactly once, track what became of it.
+
+Modules (each a set of small step functions; the copier process is a thin loop over them):
+
+    tracker     pure: which events a master order snapshot implies (accepted, modified,
+                partial_fill, filled, cancelled, rejected) with their dedupe keys
+    decide      one transaction per observed order: MasterOrder, events, the master's
+                position book, and every follower's CopyTrade rows (entry checks in
+                `checks`, proportional exits, freeze legs, tags); manual copy trades
+    checks      pure: the entry checks in DESIGN.md's order, with `reasons`
+    sender      claim (PENDING -> SENDING) -> build -> send -> classify -> record;
+                ambiguity by tag; `send_copy_trade(id)` is the whole path for one id
+    tracking    follower order updates -> CopyTrade fill progress, `ledger`, later
+                rejections, UNKNOWN found late
+    ledger      the position ledger: idempotent fills, exit reservations (never oversell)
+    pnl         today's P&L per account from its position book (max daily loss)
+    steps       the runner's database steps (accounts/sessions, baseline, sweeps, orphans,
+                heartbeat, automatic API-key login)
+    runner      the asyncio copier: one event loop, aiohttp clients, one database thread
+    alerts      Alert rows (UNKNOWN, FAILED, ...) for people; the notifications send them
+    faults      named kill points for crash tests (COPIER_CRASH_AT)
+    firstrun    the first `make run`: the master linked to a sandbox account, demo followers
+    bulk        plain-row multi-row writes for the hot path
+
+Seams for the lifecycle engine (issue 5):
+
+* `decide.LIFECYCLE_HANDLERS[kind]` — ``modified`` / ``cancelled`` events reach a handler
+  (event, order, master, now) -> (Recorded, outcome, note) inside the decision transaction;
+  it writes MODIFY/CANCEL CopyTrade rows with ``linked`` = the PLACE copy they act on
+  (``order.events`` -> ``copy_trades`` of the ``accepted`` event are the linked candidates;
+  use a tag prefix other than ``tags.PLACE_PREFIX``). Until then those events are recorded
+  with outcome ``lifecycle``.
+* `sender.ACTION_SENDERS` / `SYNC_ACTION_SENDERS[action]` — how a claimed MODIFY/CANCEL is
+  sent (claim, governor, classification, recording are shared); without one such a row
+  FAILs, it is never sent as a new order.
+* Late exits are SKIPPED with reason ``late_exit`` (found after the staleness window): the
+  rows to turn into proposals after a feed loss. `MasterFeed` holds the master feed's state
+  for banners; `Alert` rows with ``notified_at`` null are what a digest has not sent yet.
+* Waiting exits (PENDING, reason ``needs_login`` / ``market_closed``, ``next_attempt_at``)
+  need an end-of-day sweep; `PositionLedger` vs `MasterPosition` is reconciliation's input.
+* `steps.login_candidates` / `Copier._auto_logins` log API-key accounts in once their owner
+  signed in today (with backoff); end-of-day logout is not done here.
+"""
