@@ -13,6 +13,7 @@ the next start resolves SENDING rows by their tags and sends or expires PENDING 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from typing import Any
 
@@ -49,6 +50,14 @@ class Command(BaseCommand):
                 await copier.tick()
             return
         loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int, frame: object) -> None:
+            # Every SIGTERM/SIGINT asks for the same clean stop (a supervisor may send more
+            # than one); this handler stays installed until the process exits, so a late
+            # signal never kills a copier that is finishing its sends.
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                loop.call_soon_threadsafe(copier.stop)
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, copier.stop)
+            signal.signal(sig, on_signal)
         await copier.run()
