@@ -171,11 +171,13 @@ def _count_queries(session_key: str, since: str | None) -> tuple[int, int, str]:
     return response.status_code, len(ctx.captured_queries), response.content.decode()
 
 
-def _start_gunicorn(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def _start_gunicorn(
+    env: dict[str, str], log: Path, *, app: str = "copytrade.wsgi", worker: str = "sync"
+) -> tuple[subprocess.Popen[bytes], int]:
     proc = subprocess.Popen(
         [
             str(ROOT / ".venv/bin/gunicorn"),
-            "copytrade.wsgi",
+            app,
             "--workers",
             "3",
             "--worker-class",
@@ -231,16 +233,78 @@ def _wrk(url: str, headers: dict[str, str], duration: int, connections: int) -> 
     }
 
 
+_BASELINE_SETTINGS = """
+SECRET_KEY = "bench-baseline-only"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1"]
+ROOT_URLCONF = "benchbase_urls"
+INSTALLED_APPS = ["django.contrib.auth", "django.contrib.contenttypes",
+                  "django.contrib.sessions", "django.contrib.messages"]
+# the default middleware of `django-admin startproject`
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+DATABASES = {}
+USE_TZ = True
+"""
+_BASELINE_URLS = """
+from django.http import HttpResponse
+from django.urls import path
+
+def bare(request):
+    return HttpResponse(status=204)
+
+urlpatterns = [path("bare/", bare)]
+"""
+
+
+def _baseline(workdir: Path, duration: int, connections: int) -> dict[str, object]:
+    """The machine's yardstick now: a bare Django view answering 204 behind the default
+    middleware, on gunicorn with 3 sync workers (the issue quotes ~3,100 rps here)."""
+    base = workdir / "baseline"
+    base.mkdir()
+    (base / "benchbase_settings.py").write_text(_BASELINE_SETTINGS)
+    (base / "benchbase_urls.py").write_text(_BASELINE_URLS)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(base),
+        "DJANGO_SETTINGS_MODULE": "benchbase_settings",
+    }
+    proc, port = _start_gunicorn(
+        env, base / "gunicorn.log", app="django.core.wsgi:get_wsgi_application()"
+    )
+    try:
+        return _wrk(f"http://127.0.0.1:{port}/bare/", {}, duration, connections)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trades", type=int, default=100_000)
     parser.add_argument("--duration", type=int, default=30)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the bare-Django yardstick run"
+    )
+    parser.add_argument(
+        "--also-gthread",
+        action="store_true",
+        help="also measure with the Procfile's gthread workers (3 x 4 threads)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install -y wrk")
 
+    load_before = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="ct-bench-board-"))
     env = dict(os.environ)
     env.update(
@@ -269,14 +333,27 @@ def main() -> None:
     connections.close_all()
     log = workdir / "gunicorn.log"
     proc, port = _start_gunicorn(env, log)
+    headers = {"Cookie": f"sessionid={session_key}", "HX-Request": "true"}
     try:
         base = f"http://127.0.0.1:{port}/board/?page=1&since="
-        headers = {"Cookie": f"sessionid={session_key}", "HX-Request": "true"}
         unchanged = _wrk(base + token, headers, args.duration, args.connections)
         changed = _wrk(base + "stale", headers, args.duration, args.connections)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+    gthread = None
+    if args.also_gthread:
+        proc, port = _start_gunicorn(env, workdir / "gthread.log", worker="gthread")
+        try:
+            base = f"http://127.0.0.1:{port}/board/?page=1&since="
+            gthread = {
+                "unchanged": _wrk(base + token, headers, args.duration, args.connections),
+                "changed": _wrk(base + "stale", headers, args.duration, args.connections),
+            }
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+    baseline = None if args.no_baseline else _baseline(workdir, args.duration, args.connections)
     unchanged["queries"] = unchanged_queries
     changed["queries"] = changed_queries
     result = {
@@ -287,6 +364,9 @@ def main() -> None:
         "duration_s": args.duration,
         "workers": 3,
         "seed_seconds": round(seed_seconds, 1),
+        "baseline_bare_204": baseline,
+        "gthread_3x4": gthread,
+        "machine": {"cpus": os.cpu_count(), "load_before": round(load_before, 2)},
     }
     print(json.dumps(result))
     if not args.keep:

@@ -13,6 +13,11 @@ the caller fetch the user's password hash in the same query as the board's state
   auth hash equal to the user's current one (changing the password logs out everywhere);
 * the user is active.
 
+A worker remembers, per session key, the session data it already decoded and verified (a
+bounded LRU): the next poll then reads the session row, the user and the board state in one
+query, and only checks that the row still exists unexpired with the same data. It also
+remembers which (session hash, password hash) pairs verified, so the HMAC runs once.
+
 Whenever anything is not that plain case (another session engine or backend, a missing or
 malformed value, a hash that only a fallback secret verifies) it returns None and the caller
 goes through Django's full authentication, which then handles it (redirect to login, session
@@ -21,6 +26,8 @@ cycling, 403). It never logs anybody in and never writes.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
@@ -61,12 +68,45 @@ def _session_store() -> type[SessionBase]:
     return import_module(settings.SESSION_ENGINE).SessionStore
 
 
-def session_login(request: HttpRequest) -> SessionLogin | None:
-    """The user id and session auth hash of the request's session, or None (use Django's)."""
+_REMEMBERED = 20_000
+_lock = threading.Lock()
+_sessions: OrderedDict[str, tuple[str, SessionLogin]] = OrderedDict()
+_verified: OrderedDict[tuple[str, str], bool] = OrderedDict()
+
+
+def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    with _lock:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > _REMEMBERED:
+            cache.popitem(last=False)
+
+
+def session_key(request: HttpRequest) -> str | None:
+    """The session cookie, when sessions live in the database and it looks like a key."""
     if settings.SESSION_ENGINE != _DB_ENGINE:
         return None
     key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
     if not key or len(key) > 40 or not key.isalnum():
+        return None
+    return key
+
+
+def remembered(key: str) -> tuple[str, SessionLogin] | None:
+    """(session data, login) this worker decoded for this key before, if any."""
+    with _lock:
+        return _sessions.get(key)
+
+
+def forget(key: str) -> None:
+    with _lock:
+        _sessions.pop(key, None)
+
+
+def session_login(request: HttpRequest) -> SessionLogin | None:
+    """The user id and session auth hash of the request's session, or None (use Django's)."""
+    key = session_key(request)
+    if key is None:
         return None
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
@@ -96,12 +136,20 @@ def session_login(request: HttpRequest) -> SessionLogin | None:
         return None
     if not isinstance(pk, int):
         return None
-    return SessionLogin(user_id=pk, session_hash=session_hash)
+    login = SessionLogin(user_id=pk, session_hash=session_hash)
+    _remember(_sessions, key, (row[0], login))
+    return login
 
 
 def verifies(login: SessionLogin, *, password_hash: str, is_active: bool) -> bool:
     """Django's session verification for this user row (ModelBackend + auth hash)."""
     if not is_active:
         return False
-    user = User(pk=login.user_id, password=password_hash)
-    return constant_time_compare(login.session_hash, user.get_session_auth_hash())
+    pair = (login.session_hash, password_hash)
+    with _lock:
+        known = _verified.get(pair)
+    if known is None:
+        user = User(pk=login.user_id, password=password_hash)
+        known = constant_time_compare(login.session_hash, user.get_session_auth_hash())
+        _remember(_verified, pair, known)
+    return known

@@ -232,6 +232,7 @@ class BoardLogin:
     password: str
     is_active: bool
     role: str
+    session_data: str | None = None
 
 
 @dataclass(frozen=True)
@@ -254,17 +255,28 @@ class BoardState:
 
 
 @cache
-def _board_state_sql() -> str:
+def _board_state_sql(with_session: bool) -> str:
     board_cols = ", ".join(f"b.{col}" for col in _BOARD_COUNT_COLUMNS)
+    from django.contrib.sessions.models import Session
+
+    # With a session key, the session row joins in (it must exist and be unexpired): the
+    # poll's login check and change check are then one query (see trading.fastauth).
+    session = (
+        f"JOIN {Session._meta.db_table} ds ON ds.session_key = %s AND ds.expire_date > %s "
+        if with_session
+        else ""
+    )
     return (
-        "SELECT u.password, u.is_active, u.role, "  # noqa: S608 - constants and model table names only
+        "SELECT u.password, u.is_active, u.role, "
         "f.id, f.display_name, f.updated_at, f.is_paused, f.is_active, m.entries_paused, "
         f"b.version, {board_cols}, "
-        "a.id, a.login_method, s.state, s.trading_day, s.updated_at, s.last_error "
-        f"FROM {User._meta.db_table} u "
+        "a.id, a.login_method, s.state, s.trading_day, s.updated_at, s.last_error"
+        + (", ds.session_data " if with_session else " ")
+        + f"FROM {User._meta.db_table} u "
         f"JOIN {Follower._meta.db_table} f ON f.user_id = u.id "
         f"JOIN {Master._meta.db_table} m ON m.id = f.master_id "
-        f"LEFT JOIN {FollowerBoard._meta.db_table} b ON b.follower_id = f.id "
+        + session
+        + f"LEFT JOIN {FollowerBoard._meta.db_table} b ON b.follower_id = f.id "
         f"LEFT JOIN {BrokerAccount._meta.db_table} a ON a.owner_id = u.id "
         f"LEFT JOIN {BrokerSession._meta.db_table} s ON s.account_id = a.id "
         "WHERE u.id = %s"
@@ -272,19 +284,29 @@ def _board_state_sql() -> str:
 
 
 def board_state_with_login(
-    user_id: int, *, now: datetime | None = None
+    user_id: int, *, now: datetime | None = None, session_key: str | None = None
 ) -> tuple[BoardLogin, BoardState] | None:
     """The follower's board state (and its user's login fields), in one query over unique keys.
 
     The token a page carries covers everything the board shows: the trigger-maintained copy
     trade version, the IST day (today's statistics reset at midnight), the follower's own and
     its master's pause switches and the broker session. Equal token, nothing to re-render.
+
+    With `session_key`, the same query also requires that database session to exist unexpired
+    and returns its data in `BoardLogin.session_data` (the poll's login check).
     """
     with connection.cursor() as cursor:
-        cursor.execute(_board_state_sql(), [user_id])
+        if session_key is None:
+            cursor.execute(_board_state_sql(False), [user_id])
+        else:
+            expiry = connection.ops.adapt_datetimefield_value(timezone.now())
+            cursor.execute(_board_state_sql(True), [session_key, expiry, user_id])
         row = cursor.fetchone()
     if row is None:
         return None
+    session_data = row[-1] if session_key is not None else None
+    if session_key is not None:
+        row = row[:-1]
     (
         password,
         user_active,
@@ -340,7 +362,10 @@ def board_state_with_login(
             for status, n in zip(_BOARD_COUNT_COLUMNS, counts, strict=True)
         },
     )
-    return BoardLogin(password=password, is_active=bool(user_active), role=role), state
+    login = BoardLogin(
+        password=password, is_active=bool(user_active), role=role, session_data=session_data
+    )
+    return login, state
 
 
 def board_state(user_id: int, *, now: datetime | None = None) -> BoardState | None:

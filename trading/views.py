@@ -216,14 +216,27 @@ def master_sandbox_account(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _fast_board_state(request: HttpRequest) -> selectors.BoardState | None:
-    """The board state of the follower this request's session authenticates, found with two
-    raw reads (trading.fastauth), or None: then the full, decorated path decides."""
-    login = fastauth.session_login(request)
-    if login is None:
+    """The board state of the follower this request's session authenticates, found with raw
+    reads (trading.fastauth): one query when this worker has seen the session before, two
+    otherwise. None: the full, decorated path decides (login redirect, 403, session cycling)."""
+    key = fastauth.session_key(request)
+    if key is None:
         return None
-    loaded = selectors.board_state_with_login(login.user_id)
-    if loaded is None:
-        return None
+    known = fastauth.remembered(key)
+    if known is not None:
+        data, login = known
+        loaded = selectors.board_state_with_login(login.user_id, session_key=key)
+        if loaded is None or loaded[0].session_data != data:
+            fastauth.forget(key)  # logged out, expired, changed, or not a follower
+            return None
+    else:
+        fresh = fastauth.session_login(request)
+        if fresh is None:
+            return None
+        login = fresh
+        loaded = selectors.board_state_with_login(login.user_id)
+        if loaded is None:
+            return None
     user, state = loaded
     if user.role != User.Role.FOLLOWER or not fastauth.verifies(
         login, password_hash=user.password, is_active=user.is_active
@@ -232,37 +245,46 @@ def _fast_board_state(request: HttpRequest) -> selectors.BoardState | None:
     return state
 
 
-def _board_response(request: HtmxHttpRequest, state: selectors.BoardState) -> HttpResponse:
-    if request.htmx and request.GET.get("since") == state.token:
-        response = HttpResponse(status=204)
-    else:
-        rows, page, pages = selectors.board_page(
-            state.follower_id,
-            page=_page_number(request),
-            per_page=BOARD_PAGE_SIZE,
-            total=state.overall.total,
-        )
-        context = {
-            "state": state,
-            "trades": rows,
-            "rows_html": board_html.render_rows(rows),
-            "page": page,
-            "pages": pages,
-            "today": selectors.today_stats_for_follower(state.follower_id),
-            "overall": state.overall,
-            "connect_url": (
-                broker_connect_url(state.session.account_id)
-                if state.session.login_method == "oauth"
-                else None
-            ),
-            "connect_next": reverse("trading:follower_board"),
-            "poll_seconds": BOARD_POLL_SECONDS,
-        }
-        template = "trading/follower_board.html"
-        if request.htmx:
-            template += "#board"
-        response = render(request, template, context)
+_UNCHANGED_HEADERS = {
+    "Cache-Control": "private, no-store",
     # The answer depends on the session cookie even when the session was read directly.
+    "Vary": "HX-Request, Cookie",
+}
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.META.get("HTTP_HX_REQUEST") == "true"
+
+
+def _board_response(request: HtmxHttpRequest, state: selectors.BoardState) -> HttpResponse:
+    if _is_htmx(request) and request.GET.get("since") == state.token:
+        return HttpResponse(status=204, headers=_UNCHANGED_HEADERS)
+    rows, page, pages = selectors.board_page(
+        state.follower_id,
+        page=_page_number(request),
+        per_page=BOARD_PAGE_SIZE,
+        total=state.overall.total,
+    )
+    context = {
+        "state": state,
+        "trades": rows,
+        "rows_html": board_html.render_rows(rows),
+        "page": page,
+        "pages": pages,
+        "today": selectors.today_stats_for_follower(state.follower_id),
+        "overall": state.overall,
+        "connect_url": (
+            broker_connect_url(state.session.account_id)
+            if state.session.login_method == "oauth"
+            else None
+        ),
+        "connect_next": reverse("trading:follower_board"),
+        "poll_seconds": BOARD_POLL_SECONDS,
+    }
+    template = "trading/follower_board.html"
+    if _is_htmx(request):
+        template += "#board"
+    response = render(request, template, context)
     patch_vary_headers(response, ["Cookie"])
     return _private(response)
 
@@ -271,7 +293,7 @@ def _board_response(request: HtmxHttpRequest, state: selectors.BoardState) -> Ht
 def follower_board(request: HtmxHttpRequest) -> HttpResponse:
     """The follower's live board. Its 5 s poll (HTMX, `since=<version shown>`) is the hot
     path: a session check and one board read, then 204 when nothing changed."""
-    if request.htmx:
+    if _is_htmx(request):
         state = _fast_board_state(request)
         if state is not None:
             return _board_response(request, state)
