@@ -57,8 +57,8 @@ ONLY_CANCEL = (
     "Only cancelling is allowed here: send status CANCELLED for a PENDING copy trade. Other "
     "status changes are made by the copier from what the broker reports."
 )
-ENGINE_UNAVAILABLE = (
-    "The copy engine is not available on this installation yet; nothing was copied."
+MANUAL_RECORDED = (
+    "Manual copy trade recorded: the copier is deciding each follower's copy (see copy-trades)."
 )
 INTERNAL_ERROR = "Something went wrong on our side; nothing was changed. It has been logged."
 METHOD_NOT_ALLOWED = "This method is not allowed here."
@@ -274,17 +274,14 @@ def copy_trade_out(trade: CopyTrade) -> dict[str, Any]:
 @api.post(
     "/followers/register-api-key",
     auth=MASTERS,
-    response={200: Envelope[RegisteredFollowerOut], **ERRORS, 503: ErrorEnvelope},
+    response={200: Envelope[RegisteredFollowerOut], **ERRORS},
     summary="Register a follower; the response carries its one-time login",
 )
 def register_api_key(request: HttpRequest, payload: FollowerRegisterIn) -> Any:
-    master = _master(request)
     from accounts import services
 
-    register = getattr(services, "register_follower", None)
-    if register is None:
-        raise HttpError(503, "Follower registration is not available on this installation yet.")
-    login = register(
+    master = _master(request)
+    login = services.register_follower(
         master=master,
         actor=_user(request),
         display_name=payload.displayName or payload.clientId,
@@ -364,14 +361,28 @@ def copy_trades(request: HttpRequest, params: Query[CopyTradeQuery]) -> Any:
 @api.post(
     "/followers/copy-trades-log",
     auth=MASTERS,
-    response={200: Envelope[ManualCopyOut], **ERRORS, 503: ErrorEnvelope},
+    response={200: Envelope[ManualCopyOut], **ERRORS},
     summary="A manual copy trade, fanned out to every active follower like a master order",
 )
 def manual_copy(request: HttpRequest, payload: ManualCopyIn) -> Any:
-    _master(request)
-    # INTEGRATION POINT: the copy engine's manual-copy service (issue 4 item 9) is called
-    # here once it lands; until then nothing is faked.
-    raise HttpError(503, ENGINE_UNAVAILABLE)
+    from trading import services
+
+    master = _master(request)
+    order = services.create_manual_copy(
+        master=master,
+        actor=_user(request),
+        exchange=payload.exchange,
+        symbol=payload.symbol,
+        side=payload.side,
+        quantity=payload.quantity,
+        order_type=payload.orderType,
+        product=payload.product,
+        price=payload.price,
+        trigger_price=payload.triggerPrice,
+        request=request,
+    )
+    copies = [copy_trade_out(c) for c in services.manual_copy_trades(order)]
+    return ok(MANUAL_RECORDED, {"masterOrderId": order.pk, "copyTrades": copies})
 
 
 @api.patch(

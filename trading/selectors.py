@@ -17,7 +17,15 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount, Follower, Master, User
 from copytrade.lib import clock
-from trading.models import BrokerSession, CopyTrade, CopyTradeStatus, FollowerBoard, MasterOrder
+from trading.models import (
+    BrokerSession,
+    CopyTrade,
+    CopyTradeStatus,
+    DailyPnl,
+    FollowerBoard,
+    MasterFeed,
+    MasterOrder,
+)
 
 IST = clock.IST
 
@@ -500,7 +508,8 @@ def today_stats_for_follower(follower_id: int, *, now: datetime | None = None) -
 
 # --- The master dashboard ----------------------------------------------------------------------
 def _engine_model(name: str) -> Any:
-    """A model the copy engine adds (MasterFeed, DailyPnl), or None before it is installed."""
+    """A model the copy engine's lifecycle issue adds (the readiness result), or None before
+    it is installed."""
     from django.apps import apps
 
     try:
@@ -543,10 +552,9 @@ class FollowerLine:
 def todays_pnl(account_ids: list[int], *, day: date | None = None) -> dict[int, Decimal]:
     """Today's realised + unrealised P&L per broker account, as the copier last stored it
     (trading.engine.pnl, from the broker's position book). Missing: not known yet."""
-    model = _engine_model("DailyPnl")
-    if model is None or not account_ids:
+    if not account_ids:
         return {}
-    rows = model.objects.filter(
+    rows = DailyPnl.objects.filter(
         account_id__in=account_ids, trading_day=day or trading_day()
     ).values_list("account_id", "realised", "unrealised")
     return {account: realised + unrealised for account, realised, unrealised in rows}
@@ -685,8 +693,7 @@ class FeedView:
 
 
 def master_feed(master: Master) -> FeedView:
-    model = _engine_model("MasterFeed")
-    feed = model.objects.filter(master=master).first() if model is not None else None
+    feed = MasterFeed.objects.filter(master=master).first()
     if feed is None:
         return FeedView("", "unknown", None, None, "")
     state = feed.push_state

@@ -18,6 +18,7 @@ urlpatterns = [
         name="master_follower_resume",
     ),
     path("master/sandbox-account/", views.master_sandbox_account, name="master_sandbox_account"),
+    path("master/manual-copy/", views.master_manual_copy, name="master_manual_copy"),
     path("board/", views.follower_board, name="follower_board"),
     path("manual/", views_manual.manual_copy, name="manual_copy"),
     # AliceBlue sessions (connect flows); the callback path is ALICEBLUE_REDIRECT_URL.

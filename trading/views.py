@@ -20,13 +20,14 @@ from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from accounts import services as account_services
 from accounts.decorators import follower_required, master_required
 from accounts.models import Follower, Master, User
 from trading import board_html, fastauth, selectors
+from trading import services as trading_services
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -93,7 +94,16 @@ def _master_context(request: HttpRequest, master: Master) -> dict[str, Any]:
         "readiness": selectors.latest_readiness(master),
         "sandbox_mode": settings.ALICEBLUE_BROKER == "sandbox",
         "poll_seconds": BOARD_POLL_SECONDS,
+        "manual_url": manual_copy_url(),
     }
+
+
+def manual_copy_url() -> str | None:
+    """The copy engine's manual copy page (the dialog's fallback without JavaScript)."""
+    try:
+        return reverse("trading:manual_copy")
+    except NoReverseMatch:
+        return None
 
 
 # The live part is rendered with markers for its own version and its CSRF inputs (a masked
@@ -188,6 +198,55 @@ def master_kill_switch(request: HtmxHttpRequest) -> HttpResponse:
         master=master, paused=action == "pause", actor=user, request=request
     )
     return _after_action(request, master, KILL_ON if action == "pause" else KILL_OFF)
+
+
+MANUAL_FORM = "trading/_manual_copy_form.html"
+MANUAL_RECORDED = (
+    "Recorded: {side} {quantity} {symbol}. The copier is deciding each follower's copy; "
+    "it appears under Recent master orders."
+)
+
+
+@require_http_methods(["GET", "POST"])
+@master_required
+def master_manual_copy(request: HtmxHttpRequest) -> HttpResponse:
+    """The manual copy trade dialog's form (the engine's form and service, trading.services
+    .create_manual_copy). Without JavaScript the dashboard links to the engine's own page."""
+    from trading.views_manual import ManualCopyForm
+
+    master = _master(request)
+    if request.method == "GET":
+        return render(request, MANUAL_FORM, {"form": ManualCopyForm()})
+    form = ManualCopyForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        user = request.user
+        assert isinstance(user, User)
+        try:
+            order = trading_services.create_manual_copy(
+                master=master,
+                actor=user,
+                exchange=data["exchange"],
+                symbol=data["symbol"],
+                side=data["side"],
+                quantity=data["quantity"],
+                order_type=data["order_type"],
+                product=data["product"],
+                price=data["price"],
+                trigger_price=data["trigger_price"],
+                request=request,
+            )
+        except ValidationError as exc:
+            for field, errors in getattr(exc, "error_dict", {"__all__": exc.error_list}).items():
+                for error in errors:
+                    form.add_error(field if field in form.fields else None, error)
+        else:
+            done = MANUAL_RECORDED.format(
+                side=order.side, quantity=order.quantity, symbol=order.trading_symbol
+            )
+            return render(request, MANUAL_FORM, {"form": ManualCopyForm(), "done": done})
+    # 422: htmx swaps it (base.html's responseHandling); the errors sit next to the fields
+    return render(request, MANUAL_FORM, {"form": form}, status=422)
 
 
 @require_POST

@@ -288,6 +288,7 @@ ROUTES = [
         method="post",
         args=FA,
     ),
+    Route("trading:master_manual_copy", masters_only(PAGE)),
     Route(
         "trading:master_sandbox_account",
         masters_only(NOT_FOUND),  # against the live broker there are no sandbox accounts

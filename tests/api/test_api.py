@@ -301,13 +301,45 @@ def test_manual_copy_is_for_masters(client, follower_a):
     assert _manual(client, follower_a.user).status_code == 403
 
 
-def test_manual_copy_never_fakes_a_copy_without_the_engine(client, master_x, follower_a):
-    response = _manual(client, master_x.user)
-    if response.status_code == 503:
-        assert _json(response)["message"] == endpoints.ENGINE_UNAVAILABLE
-        assert not CopyTrade.objects.exists()
-    else:  # the engine is wired: a real copy for the follower
-        assert response.status_code == 200
+@pytest.fixture
+def infy(db):  # type: ignore[no-untyped-def]
+    from django.utils import timezone
+
+    from trading.models import Instrument
+
+    return Instrument.objects.create(
+        exchange="NSE",
+        token="1594",
+        trading_symbol="INFY-EQ",
+        symbol="INFY",
+        lot_size=1,
+        tick_size="0.05",
+        refreshed_on=timezone.localdate(),
+    )
+
+
+def test_manual_copy_is_recorded_for_the_copier(client, master_x, follower_a, infy):
+    from trading.models import MasterOrder
+
+    response = _manual(client, master_x.user, price="1500.5")
+    assert response.status_code == 200, response.content
+    body = _json(response)
+    assert body["message"] == endpoints.MANUAL_RECORDED
+    order = MasterOrder.objects.get(pk=body["data"]["masterOrderId"])
+    assert order.manual and order.master == master_x and order.quantity == 10
+    assert body["data"]["copyTrades"] == []  # the copier decides each follower's copy
+
+
+def test_manual_copy_of_an_unknown_instrument_is_a_field_error(client, master_x, infy):
+    response = _manual(client, master_x.user, symbol="NOPE-EQ")
+    assert response.status_code == 400
+    assert "symbol" in _json(response)["error"]["fields"]
+
+
+def test_manual_copy_price_off_the_tick_is_a_field_error(client, master_x, infy):
+    response = _manual(client, master_x.user, price="1500.52")
+    assert response.status_code == 400
+    assert "price" in _json(response)["error"]["fields"]
 
 
 # --- cancel ------------------------------------------------------------------------------------

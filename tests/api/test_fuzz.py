@@ -21,8 +21,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.api.conftest import bearer
 from tests.factories import CopyTradeFactory
 
-# Server errors are asserted below: a 500 never; a 503 only as the documented "not available"
-# (the copy engine, or registration, missing from this installation).
+# Server errors are asserted below: never a 5xx.
 schemathesis_checks = [
     status_code_conformance,
     content_type_conformance,
@@ -64,9 +63,7 @@ def _check(case, headers):  # type: ignore[no-untyped-def]
     response = case.call(headers=headers)
     case.validate_response(response, checks=schemathesis_checks)
     body = json.loads(response.content)
-    assert response.status_code != 500, body
-    if response.status_code >= 500:
-        assert response.status_code == 503 and body["error"]["code"] == "unavailable", body
+    assert response.status_code < 500, body
     assert set(body) == {"ok", "message", "data", "error"}
     assert body["ok"] is (response.status_code == 200)
 

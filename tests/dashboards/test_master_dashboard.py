@@ -218,3 +218,105 @@ def test_sandbox_account_for_a_new_follower(client_x, settings, tmp_path):
 def test_no_sandbox_accounts_against_the_live_broker(client_x, settings):
     settings.ALICEBLUE_BROKER = "live"
     assert client_x.post(reverse("trading:master_sandbox_account")).status_code == 404
+
+
+# --- with the copy engine's records ------------------------------------------------------------
+def test_todays_pnl_against_the_loss_limit(client_x, follower_a, follower_b):
+    from decimal import Decimal
+
+    from trading.models import DailyPnl
+
+    follower_a.max_daily_loss = Decimal("10000")
+    follower_a.save()
+    follower_b.max_daily_loss = Decimal("1000")
+    follower_b.save()
+    now = timezone.now()
+    for follower, realised, unrealised in (
+        (follower_a, "-2000", "-500"),
+        (follower_b, "-900", "-200"),
+    ):
+        DailyPnl.objects.create(
+            account=BrokerAccount.objects.get(owner=follower.user),
+            trading_day=selectors.trading_day(),
+            realised=Decimal(realised),
+            unrealised=Decimal(unrealised),
+            as_of=now,
+        )
+    html = client_x.get(URL).content.decode()
+    alice = html[html.index('data-follower="fl_alice"') :].split("</tr>")[0]
+    assert "-2500.00" in alice and 'value="25"' in alice
+    assert 'data-banner="daily-loss"' in html
+    assert "Bob" in html.split('data-banner="daily-loss"')[1].split("</p>")[0]
+
+
+@pytest.mark.parametrize(
+    ("state", "banner"),
+    [("session_expired", "feed-lost"), ("silent", "feed-degraded"), ("connected", None)],
+)
+def test_feed_banners(client_x, master_x, state, banner):
+    from trading.models import MasterFeed
+
+    MasterFeed.objects.create(master=master_x, push_state=state)
+    html = client_x.get(URL).content.decode()
+    for name in ("feed-lost", "feed-degraded"):
+        assert (f'data-banner="{name}"' in html) == (name == banner)
+
+
+@pytest.fixture
+def infy(db):  # type: ignore[no-untyped-def]
+    from trading.models import Instrument
+
+    return Instrument.objects.create(
+        exchange="NSE",
+        token="1594",
+        trading_symbol="INFY-EQ",
+        symbol="INFY",
+        lot_size=1,
+        tick_size="0.05",
+        refreshed_on=timezone.localdate(),
+    )
+
+
+def test_manual_copy_dialog(client_x, master_x, infy):
+    from trading.models import MasterOrder
+
+    page = client_x.get(URL).content.decode()
+    assert 'data-dialog-open="manual-dialog"' in page and 'href="/manual/"' in page
+    url = reverse("trading:master_manual_copy")
+    form = client_x.get(url, **HTMX)
+    assert form.status_code == 200 and b'id="manual-copy-form"' in form.content
+    bad = client_x.post(
+        url,
+        {
+            "exchange": "NSE",
+            "symbol": "INFY-EQ",
+            "side": "BUY",
+            "quantity": "0",
+            "order_type": "LIMIT",
+            "product": "MIS",
+        },
+        **HTMX,
+    )
+    assert bad.status_code == 422 and b"has-error" in bad.content
+    assert not MasterOrder.objects.exists()
+    ok = client_x.post(
+        url,
+        {
+            "exchange": "NSE",
+            "symbol": "INFY-EQ",
+            "side": "BUY",
+            "quantity": "10",
+            "order_type": "MARKET",
+            "product": "MIS",
+        },
+        **HTMX,
+    )
+    assert ok.status_code == 200 and b"data-manual-recorded" in ok.content
+    order = MasterOrder.objects.get()
+    assert order.manual and order.master == master_x and order.quantity == 10
+
+
+def test_manual_copy_dialog_is_for_masters(client, follower_a):
+    assert (
+        login(client, follower_a.user).get(reverse("trading:master_manual_copy")).status_code == 403
+    )
