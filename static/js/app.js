@@ -70,6 +70,14 @@
   document.addEventListener("close", function (event) {
     var dialog = event.target;
     if (!(dialog instanceof HTMLDialogElement)) return;
+    // Nothing stays behind in the page: a one-time password, a half-filled form.
+    dialog.querySelectorAll("[data-dialog-reset]").forEach(function (body) {
+      body.innerHTML = "";
+      var note = document.createElement("p");
+      note.className = "muted";
+      note.textContent = body.getAttribute("data-dialog-reset");
+      if (note.textContent) body.appendChild(note);
+    });
     var live = document.getElementById("live");
     if (live && window.htmx) window.htmx.trigger(live, "refresh");
     var opener = document.querySelector('[data-dialog-open="' + dialog.id + '"]');

@@ -47,9 +47,12 @@ def register_in_dialog(page, name: str, multiplier: str) -> tuple[str, str]:  # 
     password = dialog.locator("#login-password").input_value()
     # copy to the clipboard as a person would, and read it back
     dialog.locator('[data-copy-target="login-password"]').click()
-    assert dialog.locator('[data-copy-target="login-password"]').inner_text() == "Copied"
+    dialog.locator('[data-copy-target="login-password"]', has_text="Copied").wait_for()
     assert page.evaluate("navigator.clipboard.readText()") == password
     dialog.get_by_role("button", name="Close").click()
+    # closing leaves no one-time password behind in the page
+    assert dialog.locator("#login-password").count() == 0
+    assert password not in page.content()
     return username, password
 
 
