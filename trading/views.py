@@ -2,7 +2,7 @@
 
 Pages render whole on a plain GET and as named partials for HTMX (`page.html#partial`, with
 `Vary: HX-Request`). The board's poll sends the version it shows and gets 204 while that is
-current: the check reads one row per follower (see `trading.selectors.board_state`).
+current: one indexed query (trading.fastauth + trading.selectors.board_state_with_login).
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ def _page_number(request: HttpRequest) -> int:
     return int(raw) if raw.isdigit() and len(raw) < 9 else 1
 
 
-def _private(response: HttpResponse, *, htmx_aware: bool = True) -> HttpResponse:
-    """Boards hold private, changing data: never cache them anywhere."""
+def _private(response: HttpResponse) -> HttpResponse:
+    """Boards hold private, changing data: never cache them anywhere; the same URL answers a
+    page or a partial by the HX-Request header."""
     patch_cache_control(response, private=True, no_store=True)
-    if htmx_aware:
-        patch_vary_headers(response, ["HX-Request"])
+    patch_vary_headers(response, ["HX-Request"])
     return response
 
 
