@@ -62,15 +62,15 @@
     var closer = event.target.closest && event.target.closest("[data-dialog-close]");
     if (closer) {
       var parent = closer.closest("dialog");
-      if (parent) parent.close();
+      if (parent) {
+        // Cleared now, not in the (asynchronous) close event: nothing secret outlives the click.
+        resetDialog(parent);
+        parent.close();
+      }
     }
   });
-  // Closing a dialog refreshes the live part of the page (a follower was registered, a copy
-  // was placed) and gives the focus back to what opened it.
-  document.addEventListener("close", function (event) {
-    var dialog = event.target;
-    if (!(dialog instanceof HTMLDialogElement)) return;
-    // Nothing stays behind in the page: a one-time password, a half-filled form.
+  // Nothing stays behind in the page: a one-time password, a half-filled form.
+  function resetDialog(dialog) {
     dialog.querySelectorAll("[data-dialog-reset]").forEach(function (body) {
       body.innerHTML = "";
       var note = document.createElement("p");
@@ -78,6 +78,13 @@
       note.textContent = body.getAttribute("data-dialog-reset");
       if (note.textContent) body.appendChild(note);
     });
+  }
+  // Closing a dialog refreshes the live part of the page (a follower was registered, a copy
+  // was placed) and gives the focus back to what opened it.
+  document.addEventListener("close", function (event) {
+    var dialog = event.target;
+    if (!(dialog instanceof HTMLDialogElement)) return;
+    resetDialog(dialog);  // closed by Escape or by a form with method="dialog"
     var live = document.getElementById("live");
     if (live && window.htmx) window.htmx.trigger(live, "refresh");
     var opener = document.querySelector('[data-dialog-open="' + dialog.id + '"]');

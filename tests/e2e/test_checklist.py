@@ -101,7 +101,7 @@ def register_in_dialog(page, name: str, multiplier: str) -> tuple[str, str]:  # 
     assert page.evaluate("navigator.clipboard.readText()") == password
     dialog.get_by_role("button", name="Close").click()
     # closing leaves no one-time password behind in the page
-    assert dialog.locator("#login-password").count() == 0
+    dialog.locator("#login-password").wait_for(state="detached", timeout=2_000)
     assert password not in page.content()
     return username, password
 
