@@ -20,3 +20,6 @@ class TradingConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_reinstall_board_triggers, sender=self)
+        # The lifecycle engine registers its handlers, action senders and periodic jobs in
+        # the engine's seams: every process (copier, web, scripts) sends the same way.
+        import trading.engine.lifecycle  # noqa: F401

@@ -74,7 +74,7 @@ from trading.brokers.aliceblue.push import (
 )
 from trading.brokers.aliceblue.transport import AsyncTransport
 from trading.brokers.aliceblue.types import OrderRow
-from trading.engine import decide, faults, pnl, sender, steps, tracking
+from trading.engine import decide, faults, jobs, pnl, sender, steps, tracking
 from trading.engine.config import CopierConfig
 from trading.engine.reasons import Reason
 from trading.engine.sender import Claimed, Outcome
@@ -324,6 +324,13 @@ class Copier:
             self._loops.append(
                 asyncio.create_task(self._every(60.0, self.refresh_contracts), name="contracts")
             )
+        for job in jobs.registered():
+            self._loops.append(
+                asyncio.create_task(
+                    self._every(job.every(self.config), functools.partial(job.run, self)),
+                    name=job.name,
+                )
+            )
         try:
             await self.stopping.wait()
         finally:
@@ -380,7 +387,10 @@ class Copier:
                 raise
             except Exception:
                 self.errors += 1
-                logger.exception("copier step %s failed", getattr(step, "__name__", step))
+                name = getattr(step, "__name__", None) or getattr(
+                    getattr(step, "func", None), "__name__", step
+                )
+                logger.exception("copier step %s failed", name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
 
@@ -412,6 +422,10 @@ class Copier:
             await self.poll_master(watch)
             await self._process_queue(watch)
         await self.sweep()
+        await self.drain(timeout=self.config.drain_timeout)
+        for job in jobs.registered():
+            if job.in_tick:
+                await job.run(self)
         await self.drain(timeout=self.config.drain_timeout)
         if track and self.config.track_followers:
             for account_id in await self.db(steps.open_tracking_accounts):

@@ -1,0 +1,6 @@
+"""The copy engine's lifecycle (issue 5): what a trading day has beyond entries and exits.
+
+Importing this package registers the lifecycle's decision handlers
+(`decide.LIFECYCLE_HANDLERS`), action senders (`sender.ACTION_SENDERS`) and periodic jobs
+(`trading.engine.jobs`). Each concern is one module; add yours to the import list below.
+"""
