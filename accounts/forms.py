@@ -308,6 +308,28 @@ class ConfirmForm(forms.Form):
         self.fields["confirm"].label = label
 
 
+class DeactivateForm(ConfirmForm):
+    """Deactivate a follower; with open copied positions the master chooses what becomes of
+    them (the service checks the choice against the ledger at the time it runs)."""
+
+    open_positions = forms.ChoiceField(
+        label="Its open copied positions",
+        choices=services.OpenPositionsChoice.CHOICES,
+        required=False,
+        widget=forms.RadioSelect,
+    )
+
+    def __init__(self, *args: Any, has_positions: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not has_positions:
+            del self.fields["open_positions"]
+        else:
+            self.fields["open_positions"].required = True
+            self.fields["open_positions"].error_messages["required"] = (
+                services.OPEN_POSITIONS_CHOICE_REQUIRED
+            )
+
+
 class TokenForm(forms.Form):
     token = forms.CharField(
         label="Code",

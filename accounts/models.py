@@ -125,6 +125,10 @@ class Follower(models.Model):
     )
     is_active = models.BooleanField(default=True)
     deactivated_at = models.DateTimeField(null=True, blank=True)
+    # Deactivation asked with "flatten": the copier is sending exits for its open copied
+    # positions; it is deactivated once they settled (trading.engine.lifecycle.deactivation).
+    # Until then it is active for those exits only: no master event is copied to it.
+    deactivating_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

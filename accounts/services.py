@@ -47,6 +47,15 @@ OWN_APP_REMOVE_CONFLICT = "Either remove your own vendor app or enter a new one,
 DISPLAY_NAME_REQUIRED = "Enter a name for this follower."
 FOLLOWER_INACTIVE = "This follower has been deactivated; its settings can no longer change."
 FOLLOWER_ALREADY_DEACTIVATED = "This follower is already deactivated."
+OPEN_POSITIONS_CHOICE_REQUIRED = (
+    "This follower holds open copied positions: choose to flatten them now or to detach them."
+)
+OPEN_POSITIONS_UNKNOWN = "Choose flatten or detach."
+FLATTEN_IN_PROGRESS = (
+    "Exit orders for this follower are still on their way: wait for them to settle, or detach "
+    "what is left."
+)
+ORDER_BEING_SENT = "An order for this follower is being sent right now: try again in a moment."
 CANNOT_RESUME_MASTERS_PAUSE = "Your master paused copying for you; only your master can resume it."
 NOT_YOUR_FOLLOWER = "Only this follower's master may do that."
 NOT_THIS_FOLLOWER = "Only this follower or its master may do that."
@@ -709,21 +718,60 @@ def _lift_lockout(username: str) -> None:
     reset(username=username)
 
 
+class OpenPositionsChoice:
+    """What happens to a deactivated follower's open copied positions."""
+
+    FLATTEN = "flatten"
+    DETACH = "detach"
+    CHOICES = (
+        (FLATTEN, "Flatten them now: exit every open copied position, then deactivate"),
+        (DETACH, "Detach them: they stay in the follower's AliceBlue account, no longer managed"),
+    )
+
+
 @dataclass(frozen=True)
 class Deactivation:
     follower: Follower
-    # Open positions the copier held for this follower: they stay in the follower's AliceBlue
-    # account, no longer managed. (The lifecycle issue adds "flatten or detach" here.)
+    # Open copied positions (from the position ledger) when the master deactivated it.
     open_positions: list[str]
+    # "" (none were open), "flatten" or "detach".
+    choice: str = ""
+    # Flatten: the exit copy trades written; the follower is deactivated once they settled.
+    exit_ids: list[int] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        """Deactivated now (False: flattening first, see `complete_deactivation`)."""
+        return not self.follower.is_active
 
 
 def deactivate_follower(
-    *, follower: Follower, actor: User, request: HttpRequest | None = None
+    *,
+    follower: Follower,
+    actor: User,
+    open_positions: str = "",
+    request: HttpRequest | None = None,
 ) -> Deactivation:
     """Stop this follower for good: no more copies, no more logins, its stored broker secrets
-    wiped. Its history (copy trades, ledger, audit) stays."""
+    wiped. Its history (copy trades, ledger, audit) stays.
+
+    With open copied positions the master chooses (``open_positions``):
+
+    * ``detach``: their ledger rows are marked detached (kept in the follower's account, no
+      longer tracked, exited or reconciled) and the follower is deactivated now;
+    * ``flatten``: exit orders are written for them (the copier sends them) and the follower
+      is "deactivating" until they settled; the copier then completes the deactivation
+      (`complete_deactivation`). Why in that order: `trading.engine.lifecycle.deactivation`.
+
+    A follower already deactivating may be flattened again (once nothing is in flight) or
+    detached. Both choices are audited with the positions they concerned.
+    """
+    from trading.engine.lifecycle import deactivation as lifecycle
+
     _require_master_of(follower, actor)
-    open_positions = selectors.open_copied_positions(follower)
+    choice = (open_positions or "").strip().lower()
+    if choice not in ("", OpenPositionsChoice.FLATTEN, OpenPositionsChoice.DETACH):
+        raise ValidationError({"open_positions": [OPEN_POSITIONS_UNKNOWN]})
     now = timezone.now()
     with transaction.atomic():
         row = (
@@ -733,39 +781,129 @@ def deactivate_follower(
         )
         if not row.is_active:
             raise ValidationError(FOLLOWER_ALREADY_DEACTIVATED)
-        before = {"is_active": True, "is_paused": row.is_paused}
-        row.is_active = False
-        row.deactivated_at = now
-        row.save(update_fields=["is_active", "deactivated_at", "updated_at"])
-        user = row.user
-        user.is_active = False
-        user.set_unusable_password()
-        user.save(update_fields=["is_active", "password"])
-        account = BrokerAccount.objects.filter(owner=user).first()
-        credentials_before: dict[str, Any] = {}
-        if account is not None:
-            credentials_before = credential_snapshot(account)
-            account.wipe_credentials()
-            account.active = False
-            account.save()
-            _forget_broker_session(account)
-        record_audit(
-            actor=actor,
-            action="follower.deactivate",
-            target=row,
-            master=row.master,
-            before={**before, **credentials_before},
-            after={
-                "is_active": False,
-                "api_key": "not set",
-                "app_code": "not set",
-                "api_secret": "not set",
-                "open_positions_left": open_positions,
-            },
-            request=request,
-        )
+        positions = selectors.open_copied_positions(row)
+        if positions and not choice:
+            raise ValidationError({"open_positions": [OPEN_POSITIONS_CHOICE_REQUIRED]})
+        if not positions:
+            choice = ""
+        if choice == OpenPositionsChoice.FLATTEN:
+            if lifecycle.has_in_flight(row.pk) and row.deactivating_at is not None:
+                raise ValidationError({"open_positions": [FLATTEN_IN_PROGRESS]})
+            exit_ids = lifecycle.flatten(follower=row, actor=actor, now=now)
+            if exit_ids:
+                first = row.deactivating_at is None
+                row.deactivating_at = row.deactivating_at or now
+                row.save(update_fields=["deactivating_at", "updated_at"])
+                record_audit(
+                    actor=actor,
+                    action="follower.flatten",
+                    target=row,
+                    master=row.master,
+                    before={"is_active": True, "deactivating": not first},
+                    after={
+                        "deactivating": True,
+                        "open_positions": choice,
+                        "positions": positions,
+                        "exit_copy_trades": exit_ids,
+                    },
+                    request=request,
+                )
+                follower.deactivating_at = row.deactivating_at
+                return Deactivation(
+                    follower=row, open_positions=positions, choice=choice, exit_ids=exit_ids
+                )
+            # Exits already in flight cover every position: let them settle.
+            raise ValidationError({"open_positions": [FLATTEN_IN_PROGRESS]})
+        if lifecycle.has_sending(row.pk):
+            raise ValidationError({"open_positions": [ORDER_BEING_SENT]})
+        detached = lifecycle.detach(row.pk) if choice == OpenPositionsChoice.DETACH else 0
+        after: dict[str, Any] = {"open_positions": choice or "none"}
+        if choice == OpenPositionsChoice.DETACH:
+            after.update(positions_detached=positions, ledger_rows_detached=detached)
+        _deactivate(row, actor=actor, now=now, after=after, request=request)
     follower.is_active, follower.deactivated_at = False, now
-    return Deactivation(follower=row, open_positions=open_positions)
+    return Deactivation(follower=row, open_positions=positions, choice=choice)
+
+
+def complete_deactivation(*, follower_id: int) -> bool:
+    """The copier finishes a "flatten" deactivation once its exits settled (nothing in
+    flight, a flat ledger; `trading.engine.lifecycle.deactivation.ready_to_finish`). False if
+    it is no longer due (already done, or something moved meanwhile)."""
+    from trading.engine.lifecycle import deactivation as lifecycle
+
+    now = timezone.now()
+    with transaction.atomic():
+        row = (
+            Follower.objects.select_for_update()
+            .select_related("user", "master")
+            .filter(pk=follower_id, is_active=True, deactivating_at__isnull=False)
+            .first()
+        )
+        if row is None or lifecycle.has_in_flight(row.pk) or selectors.open_copied_positions(row):
+            return False
+        # Conditional on still being due: two copiers never finish it twice.
+        if not Follower.objects.filter(pk=row.pk, is_active=True).update(is_active=False):
+            return False
+        row.is_active = True
+        exits = lifecycle.flatten_exits(row.pk)
+        _deactivate(
+            row,
+            actor=None,
+            actor_repr="copier",
+            now=now,
+            after={
+                "open_positions": OpenPositionsChoice.FLATTEN,
+                "flattened_by": [e.tag for e in exits],
+            },
+        )
+    return True
+
+
+def _deactivate(
+    row: Follower,
+    *,
+    actor: User | None,
+    now: Any,
+    after: dict[str, Any],
+    request: HttpRequest | None = None,
+    actor_repr: str = "",
+) -> None:
+    """The deactivation itself (inside the caller's transaction, ``row`` locked)."""
+    from trading.engine.lifecycle import deactivation as lifecycle
+
+    lifecycle.cancel_pending(row.pk, now=now)
+    before = {"is_active": True, "is_paused": row.is_paused}
+    row.is_active = False
+    row.deactivated_at = now
+    row.save(update_fields=["is_active", "deactivated_at", "updated_at"])
+    user = row.user
+    user.is_active = False
+    user.set_unusable_password()
+    user.save(update_fields=["is_active", "password"])
+    account = BrokerAccount.objects.filter(owner=user).first()
+    credentials_before: dict[str, Any] = {}
+    if account is not None:
+        credentials_before = credential_snapshot(account)
+        account.wipe_credentials()
+        account.active = False
+        account.save()
+        _forget_broker_session(account)
+    record_audit(
+        actor=actor,
+        actor_repr=actor_repr,
+        action="follower.deactivate",
+        target=row,
+        master=row.master,
+        before={**before, **credentials_before},
+        after={
+            "is_active": False,
+            "api_key": "not set",
+            "app_code": "not set",
+            "api_secret": "not set",
+            **after,
+        },
+        request=request,
+    )
 
 
 # --- Own password ---------------------------------------------------------------------------------

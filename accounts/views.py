@@ -28,6 +28,7 @@ from accounts import second_factor, selectors, services
 from accounts.decorators import follower_required, master_required, verified_login_required
 from accounts.forms import (
     ConfirmForm,
+    DeactivateForm,
     EditCredentialsForm,
     FollowerRegistrationForm,
     KillSwitchForm,
@@ -469,29 +470,32 @@ def follower_reset_password(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @master_required
 def follower_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Deactivate a follower; with open copied positions the master chooses to flatten them
+    (exits first, deactivated once they settled) or detach them. A follower being flattened
+    shows its exits here, and may be flattened again or detached."""
+    from trading.engine.lifecycle import deactivation
+
     follower = _own_follower(request, pk)
     if not follower.is_active:
         raise Http404("This follower is already deactivated.")
-    form = ConfirmForm(_posted(request), label=f"Yes, deactivate {follower.display_name}")
+    positions = selectors.open_copied_positions(follower)
+    form = DeactivateForm(
+        _posted(request),
+        label=f"Yes, deactivate {follower.display_name}",
+        has_positions=bool(positions),
+    )
     if request.method == "POST" and form.is_valid():
         try:
             result = services.deactivate_follower(
-                follower=follower, actor=_user(request), request=request
+                follower=follower,
+                actor=_user(request),
+                open_positions=form.cleaned_data.get("open_positions") or "",
+                request=request,
             )
         except ValidationError as exc:
             apply_errors(form, exc)
         else:
-            messages.success(
-                request,
-                f"{follower.display_name} deactivated; its stored AliceBlue credentials were "
-                "deleted.",
-            )
-            if result.open_positions:
-                messages.warning(
-                    request,
-                    "Open positions stay in the follower's AliceBlue account and are no longer "
-                    "managed: " + "; ".join(result.open_positions),
-                )
+            _deactivation_messages(request, result)
             return _redirect(request, reverse("accounts:follower_detail", args=[follower.pk]))
     return _render(
         request,
@@ -499,10 +503,30 @@ def follower_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "form": form,
             "follower": follower,
-            "open_positions": selectors.open_copied_positions(follower),
+            "open_positions": positions,
+            "flatten_exits": deactivation.flatten_exits(follower.pk),
         },
         form=form,
     )
+
+
+def _deactivation_messages(request: HttpRequest, result: services.Deactivation) -> None:
+    name = result.follower.display_name
+    if not result.done:
+        messages.success(
+            request,
+            f"Flattening {name}: {len(result.exit_ids)} exit order(s) written for "
+            + "; ".join(result.open_positions)
+            + ". It is deactivated once they have settled.",
+        )
+        return
+    messages.success(request, f"{name} deactivated; its stored AliceBlue credentials were deleted.")
+    if result.choice == services.OpenPositionsChoice.DETACH:
+        messages.warning(
+            request,
+            "Detached: these positions stay in the follower's AliceBlue account and are no longer "
+            "managed: " + "; ".join(result.open_positions),
+        )
 
 
 @require_POST

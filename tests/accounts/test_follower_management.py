@@ -10,6 +10,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.test import Client
 from django.urls import reverse
+from django.utils.html import escape
 
 from accounts import services
 from accounts.models import BrokerAccount, Follower
@@ -335,9 +336,12 @@ def test_deactivation_wipes_secrets_keeps_history_and_is_audited(
     login(client, master_x.user)
     url = reverse("accounts:follower_deactivate", args=[follower_a.pk])
     page = client.get(url).content.decode()
-    assert "NSE:INFY-EQ CNC +10" in page  # warned: open positions stay
+    assert "NSE:INFY-EQ CNC +10" in page  # warned: flatten or detach
     assert client.post(url, {}).status_code == 422
-    response = client.post(url, {"confirm": "on"}, follow=True)
+    missing = client.post(url, {"confirm": "on"})  # open positions: a choice is required
+    assert missing.status_code == 422
+    assert escape(services.OPEN_POSITIONS_CHOICE_REQUIRED) in missing.content.decode()
+    response = client.post(url, {"confirm": "on", "open_positions": "detach"}, follow=True)
     assert response.status_code == 200
     assert "no longer managed" in response.content.decode()
 
@@ -354,9 +358,10 @@ def test_deactivation_wipes_secrets_keeps_history_and_is_audited(
     assert account.api_key() is None and not account.active and account.credentials_wiped_at
     assert BrokerSession.objects.get(account=account).session_token_encrypted == ""
     assert Follower.objects.filter(pk=follower_a.pk).exists()  # history stays
-    assert PositionLedger.objects.filter(follower=follower_a).exists()
+    assert PositionLedger.objects.get(follower=follower_a).detached
     event = AuditEvent.objects.get(action="follower.deactivate")
-    assert event.after["open_positions_left"] == ["NSE:INFY-EQ CNC +10"]
+    assert event.after["open_positions"] == "detach"
+    assert event.after["positions_detached"] == ["NSE:INFY-EQ CNC +10"]
     assert event.after["api_key"] == "not set"
     assert event.before["is_active"] is True
 

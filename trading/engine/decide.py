@@ -209,10 +209,14 @@ def _date(value: Any) -> date | None:
     return date.fromisoformat(str(value))
 
 
-def _follower_rows(master_id: int) -> list[tuple[Any, ...]]:
+def _follower_rows(master_id: int, follower_id: int | None = None) -> list[tuple[Any, ...]]:
     """Every active follower of the master with its broker account and today's session, as
     plain tuples: one indexed query (the ORM's per-row converters cost more than the query
-    itself for a thousand followers on every event)."""
+    itself for a thousand followers on every event).
+
+    A follower being deactivated (``deactivating_at``: its open positions are being
+    flattened) receives no copy of a master event; ``follower_id`` selects that one follower,
+    deactivating or not (the flatten's own exits)."""
     quote = connection.ops.quote_name
     follower = quote(Follower._meta.db_table)
     account = quote(BrokerAccount._meta.db_table)
@@ -228,21 +232,27 @@ def _follower_rows(master_id: int) -> list[tuple[Any, ...]]:
         f"FROM {follower} f "
         f"LEFT JOIN {account} a ON a.owner_id = f.user_id{active_account} "
         f"LEFT JOIN {session} s ON s.account_id = a.id "
-        f"WHERE f.master_id = %s AND f.is_active = %s ORDER BY f.id"
+        f"WHERE f.master_id = %s AND f.is_active = %s "
     )
     params: list[Any] = [True] if active_account else []
     params += [master_id, True]
+    if follower_id is None:
+        sql += f"AND f.{quote('deactivating_at')} IS NULL "
+    else:
+        sql += "AND f.id = %s "
+        params.append(follower_id)
+    sql += "ORDER BY f.id"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return list(cursor.fetchall())
 
 
 def load_followers(
-    master_id: int, *, exchange: str, token: str, product: str
+    master_id: int, *, exchange: str, token: str, product: str, follower_id: int | None = None
 ) -> list[FollowerState]:
     """Every active follower of the master with what the checks and the exit sizing need
-    (four queries whatever the number of followers)."""
-    followers = _follower_rows(master_id)
+    (four queries whatever the number of followers); only ``follower_id`` if given."""
+    followers = _follower_rows(master_id, follower_id)
     # A session is ready by the broker client's own rule (sessions.session_for): today's IST
     # day by the product's clock. P&L rows are keyed by the same day.
     session_day = sessions.trading_day()
@@ -259,7 +269,7 @@ def load_followers(
         ).values_list("follower_id", "net_quantity")
     )
     in_flight: dict[int, int] = defaultdict(int)
-    for follower_id, side, qty, filled in CopyTrade.objects.filter(
+    for row_follower, side, qty, filled in CopyTrade.objects.filter(
         master_id=master_id,
         exchange=exchange,
         token=token,
@@ -268,7 +278,7 @@ def load_followers(
         status__in=IN_FLIGHT,
         broker_final=False,
     ).values_list("follower_id", "side", "quantity", "ledger_quantity"):
-        in_flight[follower_id] += _sign(side) * max(qty - filled, 0)
+        in_flight[row_follower] += _sign(side) * max(qty - filled, 0)
     states = []
     ready = BrokerSession.State.READY.value
     for (

@@ -4,3 +4,5 @@ Importing this package registers the lifecycle's decision handlers
 (`decide.LIFECYCLE_HANDLERS`), action senders (`sender.ACTION_SENDERS`) and periodic jobs
 (`trading.engine.jobs`). Each concern is one module; add yours to the import list below.
 """
+
+from trading.engine.lifecycle import deactivation  # noqa: F401
