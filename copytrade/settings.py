@@ -309,6 +309,8 @@ COPIER_POLL_SLOW_SECONDS = env_int("COPIER_POLL_SLOW_MS", 15000, minimum=50) / 1
 COPIER_AMBIGUOUS_LOOKUP_SECONDS = env_int("COPIER_AMBIGUOUS_LOOKUP_MS", 10000, minimum=100) / 1000
 COPIER_PNL_REFRESH_SECONDS = env_int("COPIER_PNL_REFRESH_SECONDS", 60, minimum=0)
 COPIER_HEARTBEAT_SECONDS = env_int("COPIER_HEARTBEAT_SECONDS", 5, minimum=1)
+# Reconciliation: how often each follower's copied positions are compared with the master's.
+COPIER_RECONCILE_SECONDS = env_int("COPIER_RECONCILE_SECONDS", 60, minimum=5)
 # The copier loads each exchange's contract master once a day by itself.
 COPIER_LOAD_CONTRACTS = env_bool("COPIER_LOAD_CONTRACTS", True)
 # Treat every exchange as open all day, every day (the sandbox and tests; never in production

@@ -7,6 +7,8 @@ Money is Decimal, quantities are integers, times are aware. Trading history is P
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -459,6 +461,12 @@ class CopyTrade(models.Model):
                 name="copy_trade_tracking_open",
                 condition=Q(status__in=["SENDING", "SUCCESS", "UNKNOWN"], broker_final=False),
             ),
+            # late exits waiting for a proposal (trading.engine.lifecycle.feedloss)
+            models.Index(
+                fields=["decided_at"],
+                name="copy_trade_late_exit",
+                condition=Q(reason_code="late_exit"),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -634,6 +642,13 @@ class MasterFeed(models.Model):
     last_error = models.CharField(max_length=300, blank=True, default="")
     # The copier process (heartbeat name) watching it.
     copier = models.CharField(max_length=64, blank=True, default="")
+    # Feed loss (trading.engine.lifecycle.feedloss): when the copier last lost sight of the
+    # master's orders mid-day (null while it sees them), why, and when it last got them back.
+    # The FEED_LOST alert is created once per loss with created_at = lost_at; the digest
+    # reports it only once it has lasted the configured time.
+    lost_at = models.DateTimeField(null=True, blank=True)
+    lost_reason = models.CharField(max_length=300, blank=True, default="")
+    recovered_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -712,6 +727,137 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.message[:60]}"
+
+
+# --- Missed exits proposed after a feed loss -------------------------------------------------
+class ExitProposalStatus(models.TextChoices):
+    OPEN = "open", "Waiting for the master"
+    SENT = "sent", "Sent"
+    DISMISSED = "dismissed", "Dismissed"
+    NOTHING = "nothing", "Nothing left to exit"
+
+
+class ExitProposal(models.Model):
+    """A master's exit the copier found too late to send by itself (a SKIPPED ``late_exit``
+    copy, typically after the master's feed was lost), waiting for the master's decision.
+
+    A separate row rather than a state on the SKIPPED copy: that copy is the copier's
+    decision, final and counted on the boards; the proposal is a person's decision about it
+    (who, when, send or dismiss), and sending it makes new EXIT copies (``exits``) that take
+    the normal path (claimed against the position ledger, never more than it holds). One
+    proposal per late copy (the unique one-to-one), so proposing twice proposes nothing new.
+    """
+
+    Status = ExitProposalStatus
+
+    master = models.ForeignKey(Master, on_delete=models.PROTECT, related_name="exit_proposals")
+    follower = models.ForeignKey(Follower, on_delete=models.PROTECT, related_name="exit_proposals")
+    late_copy = models.OneToOneField(
+        "CopyTrade", on_delete=models.PROTECT, related_name="exit_proposal"
+    )
+    status = models.CharField(
+        max_length=10, choices=ExitProposalStatus.choices, default=ExitProposalStatus.OPEN
+    )
+    created_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="exit_decisions"
+    )
+    # What was sent (the sum of the new exit copies' quantities) and why it was less, if so.
+    quantity_sent = models.PositiveIntegerField(default=0)
+    note = models.CharField(max_length=300, blank=True, default="")
+    exits: models.ManyToManyField[CopyTrade, Any] = models.ManyToManyField(
+        "CopyTrade", blank=True, related_name="proposed_by"
+    )
+
+    class Meta:
+        constraints = [_choices_check("status", ExitProposalStatus, "exit_proposal_status_valid")]
+        indexes = [
+            # the master dashboard's open proposals
+            models.Index(
+                fields=["master", "created_at"],
+                name="exit_proposal_open",
+                condition=Q(status="open"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"proposal {self.pk} ({self.status}) for {self.late_copy_id}"
+
+
+# --- Reconciliation: copied positions against the master's -----------------------------------
+class DriftStatus(models.TextChoices):
+    OPEN = "open", "Drift"
+    CLOSING = "closing", "Closing"
+    RESOLVED = "resolved", "Resolved"
+
+
+class PositionDrift(models.Model):
+    """One follower position that differs from the master's scaled position (reconciliation,
+    trading.engine.lifecycle.reconcile). At most one unresolved row per position, so a drift
+    is reported (and alerted) once, updated while it lasts, resolved when it clears.
+
+    Quantities are signed (long > 0). ``expected`` is the master's net position scaled by the
+    follower's sizing rules; ``ledger_net`` the copied position; ``broker_net`` what the
+    follower's broker account holds (null when not read). ``closed_by_hand`` is the part of
+    the copied position the broker no longer holds (the follower closed it itself: never
+    re-opened). ``to_close`` is what the close policy closes (never more than the ledger and
+    the broker both hold, never opening anything)."""
+
+    Status = DriftStatus
+
+    master = models.ForeignKey(Master, on_delete=models.PROTECT, related_name="drifts")
+    follower = models.ForeignKey(Follower, on_delete=models.PROTECT, related_name="drifts")
+    exchange = models.CharField(max_length=8, choices=Exchange.choices)
+    token = models.CharField(max_length=20)
+    trading_symbol = models.CharField(max_length=64)
+    product = models.CharField(max_length=8, choices=Product.choices)
+    master_net = models.IntegerField()
+    expected = models.IntegerField()
+    ledger_net = models.IntegerField()
+    broker_net = models.IntegerField(null=True, blank=True)
+    closed_by_hand = models.PositiveIntegerField(default=0)
+    to_close = models.PositiveIntegerField(default=0)
+    note = models.CharField(max_length=300, blank=True, default="")
+    status = models.CharField(max_length=10, choices=DriftStatus.choices, default="open")
+    # The close order's event (a reconciliation MasterOrder) when the close policy acted.
+    close_event = models.ForeignKey(
+        MasterOrderEvent,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="drift_closes",
+    )
+    alert = models.ForeignKey(
+        Alert, on_delete=models.PROTECT, null=True, blank=True, related_name="drifts"
+    )
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            _choices_check("status", DriftStatus, "position_drift_status_valid"),
+            models.UniqueConstraint(
+                fields=["master", "follower", "exchange", "token", "product"],
+                condition=Q(resolved_at__isnull=True),
+                name="position_drift_one_open",
+            ),
+        ]
+        indexes = [
+            # the master dashboard's current drifts
+            models.Index(
+                fields=["master", "first_seen_at"],
+                name="position_drift_open",
+                condition=Q(resolved_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.follower} {self.exchange}:{self.trading_symbol} {self.ledger_net:+d} "
+            f"vs {self.expected:+d}"
+        )
 
 
 # --- Audit trail of people's actions ------------------------------------------------------------

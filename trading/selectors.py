@@ -690,6 +690,9 @@ class FeedView:
     last_event_at: datetime | None
     last_poll_at: datetime | None
     last_error: str
+    # A feed loss in progress (trading.engine.lifecycle.feedloss): since when, and why.
+    lost_at: datetime | None = None
+    lost_reason: str = ""
 
 
 def master_feed(master: Master) -> FeedView:
@@ -698,7 +701,17 @@ def master_feed(master: Master) -> FeedView:
         return FeedView("", "unknown", None, None, "")
     state = feed.push_state
     level = "danger" if state in FEED_DOWN else "warn" if state in FEED_DEGRADED else "ok"
-    return FeedView(state, level, feed.last_event_at, feed.last_poll_at, feed.last_error)
+    if feed.lost_at is not None:
+        level = "danger"
+    return FeedView(
+        state,
+        level,
+        feed.last_event_at,
+        feed.last_poll_at,
+        feed.last_error,
+        feed.lost_at,
+        feed.lost_reason,
+    )
 
 
 def master_account_session(master: Master) -> tuple[Any, SessionView]:
@@ -725,3 +738,45 @@ def latest_readiness(master: Master) -> Any:
     if model is None:
         return None
     return model.objects.filter(master=master).order_by("-created_at").first()
+
+
+# --- Feed loss and reconciliation (trading.engine.lifecycle) ----------------------------------
+@dataclass(frozen=True)
+class ProposalGroup:
+    """The open missed-exit proposals of one master order, one line per follower."""
+
+    event_id: int
+    order: Any
+    found_at: datetime
+    proposals: list[Any]
+
+
+def exit_proposal_groups(master: Master, *, limit: int = 200) -> list[ProposalGroup]:
+    """The master's OPEN missed-exit proposals, grouped by the master's order (oldest first)."""
+    from trading.models import ExitProposal
+
+    rows = (
+        ExitProposal.objects.filter(master=master, status=ExitProposal.Status.OPEN)
+        .select_related("late_copy__event__master_order", "follower")
+        .order_by("late_copy__event_id", "follower__display_name", "pk")[:limit]
+    )
+    groups: dict[int, ProposalGroup] = {}
+    for proposal in rows:
+        event = proposal.late_copy.event
+        group = groups.get(event.pk)
+        if group is None:
+            group = ProposalGroup(event.pk, event.master_order, event.received_at, [])
+            groups[event.pk] = group
+        group.proposals.append(proposal)
+    return list(groups.values())
+
+
+def open_drifts(master: Master, *, limit: int = 200) -> list[Any]:
+    """The master's unresolved position drifts (reconciliation), oldest first."""
+    from trading.models import PositionDrift
+
+    return list(
+        PositionDrift.objects.filter(master=master, resolved_at__isnull=True)
+        .select_related("follower")
+        .order_by("first_seen_at", "pk")[:limit]
+    )

@@ -294,3 +294,105 @@ def cancel_copy_trade(
             request=request,
         )
     return trade
+
+
+# --- Missed exits after a feed loss (trading.engine.lifecycle.feedloss) ------------------------
+NO_OPEN_PROPOSALS = "There are no missed exits waiting for this order (already decided?)."
+PROPOSALS_SENT = "Sent {count} missed exit{s}: the copier sends them now."
+PROPOSALS_NOTHING = " {count} had nothing left to exit."
+PROPOSALS_DISMISSED = "Dismissed {count} missed exit{s}: nothing is sent."
+
+
+class NoOpenProposals(Exception):
+    def __init__(self) -> None:
+        super().__init__(NO_OPEN_PROPOSALS)
+
+
+def send_exit_proposals(
+    *, master: Master, event_id: int, actor: User, request: HttpRequest | None = None
+) -> str:
+    """Send the missed exits proposed for one of the master's orders (every follower's at
+    once): new EXIT copies sized from each follower's ledger, sent by the copier. Audited.
+    Raises NoOpenProposals when none is open (already decided, or not this master's)."""
+    from trading.engine.lifecycle import feedloss
+
+    with transaction.atomic():
+        decided = feedloss.send_proposals(
+            master=master, event_id=event_id, actor=actor, now=timezone.now()
+        )
+        if not decided.proposals:
+            raise NoOpenProposals
+        record_audit(
+            actor=actor,
+            action="exit_proposal.send",
+            master=master,
+            after={
+                "event": event_id,
+                "proposals": decided.proposals,
+                "copy_trades": decided.copy_trade_ids,
+                "nothing_to_exit": decided.nothing,
+            },
+            request=request,
+        )
+    sent = len(decided.proposals) - len(decided.nothing)
+    text = PROPOSALS_SENT.format(count=sent, s="" if sent == 1 else "s")
+    if decided.nothing:
+        text += PROPOSALS_NOTHING.format(count=len(decided.nothing))
+    return text
+
+
+def dismiss_exit_proposals(
+    *, master: Master, event_id: int, actor: User, request: HttpRequest | None = None
+) -> str:
+    """Dismiss the missed exits proposed for one of the master's orders. Audited."""
+    from trading.engine.lifecycle import feedloss
+
+    with transaction.atomic():
+        decided = feedloss.dismiss_proposals(
+            master=master, event_id=event_id, actor=actor, now=timezone.now()
+        )
+        if not decided.proposals:
+            raise NoOpenProposals
+        record_audit(
+            actor=actor,
+            action="exit_proposal.dismiss",
+            master=master,
+            after={"event": event_id, "proposals": decided.proposals},
+            request=request,
+        )
+    count = len(decided.proposals)
+    return PROPOSALS_DISMISSED.format(count=count, s="" if count == 1 else "s")
+
+
+# --- Reconciliation policy (trading.engine.lifecycle.reconcile) ---------------------------------
+POLICY_SAVED = {
+    "report": "Drift is reported only: nothing is closed for you.",
+    "close": (
+        "Drift is reported, and positions you no longer hold are closed in followers' "
+        "accounts (never more than they still hold from your copies; nothing is opened)."
+    ),
+}
+
+
+def set_reconcile_policy(
+    *, master: Master, policy: str, actor: User, request: HttpRequest | None = None
+) -> str:
+    """Set the master's reconciliation policy (report | close). Audited."""
+    with transaction.atomic():
+        row = Master.objects.select_for_update().get(pk=master.pk)
+        before = row.reconcile_policy
+        row.reconcile_policy = policy
+        row.full_clean()
+        row.save(update_fields=["reconcile_policy"])
+        if before != policy:
+            record_audit(
+                actor=actor,
+                action="master.reconcile_policy",
+                target=row,
+                master=row,
+                before={"reconcile_policy": before},
+                after={"reconcile_policy": policy},
+                request=request,
+            )
+    master.reconcile_policy = policy
+    return POLICY_SAVED[policy]

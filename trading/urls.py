@@ -1,6 +1,6 @@
 from django.urls import path
 
-from trading import views, views_broker, views_manual
+from trading import views, views_broker, views_lifecycle, views_manual
 
 app_name = "trading"
 
@@ -19,6 +19,21 @@ urlpatterns = [
     ),
     path("master/sandbox-account/", views.master_sandbox_account, name="master_sandbox_account"),
     path("master/manual-copy/", views.master_manual_copy, name="master_manual_copy"),
+    path(
+        "master/missed-exits/send/",
+        views_lifecycle.master_exit_proposals_send,
+        name="master_exit_proposals_send",
+    ),
+    path(
+        "master/missed-exits/dismiss/",
+        views_lifecycle.master_exit_proposals_dismiss,
+        name="master_exit_proposals_dismiss",
+    ),
+    path(
+        "master/reconcile-policy/",
+        views_lifecycle.master_reconcile_policy,
+        name="master_reconcile_policy",
+    ),
     path("board/", views.follower_board, name="follower_board"),
     path("manual/", views_manual.manual_copy, name="manual_copy"),
     # AliceBlue sessions (connect flows); the callback path is ALICEBLUE_REDIRECT_URL.

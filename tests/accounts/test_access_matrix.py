@@ -296,6 +296,11 @@ ROUTES = [
         settings={"ALICEBLUE_BROKER": "live"},
     ),
     Route("trading:manual_copy", masters_only(PAGE)),
+    # Missed exits after a feed loss and the reconciliation policy (trading.views_lifecycle):
+    # an empty body is refused before anything changes.
+    Route("trading:master_exit_proposals_send", masters_only(Status(400)), method="post"),
+    Route("trading:master_exit_proposals_dismiss", masters_only(Status(400)), method="post"),
+    Route("trading:master_reconcile_policy", masters_only(Status(400)), method="post"),
     # AliceBlue connect flows (trading.views_broker): an account's session panel is visible to
     # its master and its owner; anyone else gets 404 (ids are not probeable).
     Route("trading:broker_callback", everyone(Status(400), anonymous=LOGIN)),

@@ -44,6 +44,10 @@ class CopierConfig:
     #: Outcome writer batching.
     write_batch: int = 500
     write_delay: float = 0.005
+    #: Reconciliation (trading.engine.lifecycle.reconcile): copied positions vs the master's.
+    reconcile: float = 60.0
+    #: How often the master feeds are checked for a loss and late exits proposed.
+    feed_check: float = 2.0
 
     @classmethod
     def from_settings(cls, **overrides: object) -> CopierConfig:
@@ -57,6 +61,7 @@ class CopierConfig:
             "heartbeat": _get("COPIER_HEARTBEAT_SECONDS", 5.0),
             "unclaimed_grace": _get("COPIER_UNCLAIMED_GRACE_SECONDS", 1.0),
             "contracts": bool(getattr(settings, "COPIER_LOAD_CONTRACTS", True)),
+            "reconcile": _get("COPIER_RECONCILE_SECONDS", 60.0),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -191,6 +191,13 @@ def observe(
     from trading.engine import faults
 
     mode, changed = changes(master_id, rows)
+    # Oldest first (the broker lists newest first): after a gap (a lost feed, a restart) an
+    # exit and a later re-entry of one instrument must move the master's position in the
+    # order they happened, or the exit is sized against the re-entered position.
+    changed = sorted(
+        changed,
+        key=lambda r: (r.order_time is None, r.order_time or received_at, r.broker_order_id),
+    )
     out = Observed(decide.Recorded(), [], [])
     quotes = quotes or {}
     for row in changed:

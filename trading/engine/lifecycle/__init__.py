@@ -6,3 +6,4 @@ Importing this package registers the lifecycle's decision handlers
 """
 
 from trading.engine.lifecycle import deactivation  # noqa: F401
+from trading.engine.lifecycle import feedloss  # noqa: F401  (feed loss, missed-exit proposals)
