@@ -5,5 +5,7 @@ Importing this package registers the lifecycle's decision handlers
 (`trading.engine.jobs`). Each concern is one module; add yours to the import list below.
 """
 
-from trading.engine.lifecycle import deactivation  # noqa: F401
-from trading.engine.lifecycle import feedloss  # noqa: F401  (feed loss, missed-exit proposals)
+from trading.engine.lifecycle import (
+    deactivation,  # noqa: F401
+    feedloss,  # noqa: F401  (feed loss, missed-exit proposals)
+)
