@@ -34,13 +34,15 @@ import asyncio
 import contextlib
 import functools
 import gc
+import itertools
 import logging
 import os
+import queue
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -89,27 +91,98 @@ Status = CopyTrade.Status
 
 # --- The database thread ----------------------------------------------------------------------
 class Db:
-    """Every ORM call of the copier runs in this one thread: ``await db(fn, *args)``."""
+    """Every ORM call of the copier runs in this one thread: ``await db(fn, *args)``.
+
+    Calls run one at a time in priority order, then in order of arrival: ``db.urgent(...)``
+    (detection → decision → claim, the path a follower order waits on) goes ahead of
+    everything queued with ``db(...)`` (tracking, P&L, budgets, heartbeats), so a burst of
+    follower order updates never delays the next master order's copies."""
+
+    URGENT = 0
+    NORMAL = 1
+    _CLOSE = 9  # after everything queued
 
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="copier-db")
+        self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
+        self._seq = itertools.count()
+        self._thread = threading.Thread(target=self._work, name="copier-db_0", daemon=True)
+        self._thread.start()
 
     async def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self._submit(self.NORMAL, fn, args, kwargs)
+
+    async def urgent(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self._submit(self.URGENT, fn, args, kwargs)
+
+    async def _submit(
+        self, priority: int, fn: Callable[..., T], args: Any, kwargs: dict[str, Any]
+    ) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool, functools.partial(_guarded, fn, *args, **kwargs)
-        )
+        future: asyncio.Future[T] = loop.create_future()
+        call = functools.partial(_guarded, fn, *args, **kwargs)
+        self._queue.put((priority, next(self._seq), (call, future, loop)))
+        return await future
+
+    def _work(self) -> None:
+        while True:
+            _priority, _seq, item = self._queue.get()
+            if item is None:
+                return
+            call, future, loop = item
+            if future.cancelled():
+                continue
+            try:
+                result = call()
+            except BaseException as exc:  # handed to the awaiting coroutine
+                _settle(loop, future, exc=exc)
+            else:
+                _settle(loop, future, result=result)
 
     def close(self) -> None:
-        """Close this thread's database connection, then the thread."""
+        """Close this thread's database connection, then the thread (after queued work)."""
+        done = threading.Event()
 
         def close_own() -> None:
-            # resolved in the worker thread: Django connections are per thread
-            connections.close_all()
+            # runs in the worker thread: Django connections are per thread
+            try:
+                connections.close_all()
+            finally:
+                done.set()
 
-        with contextlib.suppress(Exception):
-            self._pool.submit(close_own).result(timeout=10)
-        self._pool.shutdown(wait=True)
+        if self._thread.is_alive():
+            self._queue.put((self._CLOSE, next(self._seq), None))
+            self._queue.put((self._CLOSE - 1, next(self._seq), (close_own, _NoFuture(), None)))
+            done.wait(timeout=10)
+            self._thread.join(timeout=10)
+
+
+class _NoFuture:
+    """A call nobody awaits (closing the thread's connection)."""
+
+    def cancelled(self) -> bool:
+        return False
+
+
+def _settle(
+    loop: asyncio.AbstractEventLoop | None,
+    future: Any,
+    *,
+    result: Any = None,
+    exc: BaseException | None = None,
+) -> None:
+    if loop is None or loop.is_closed():
+        return
+
+    def settle() -> None:
+        if future.done():
+            return  # the awaiting task was cancelled meanwhile
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+        loop.call_soon_threadsafe(settle)
 
 
 def _guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -187,6 +260,46 @@ class OutcomeWriter:
                 self._task = asyncio.create_task(self._run())
             await self._idle.wait()
             await asyncio.sleep(0)
+
+
+class TrackingWriter:
+    """Collects follower order updates (push frames) for a few milliseconds and applies each
+    batch in one transaction (`tracking.apply_follower_batch`): a fan-out to N followers
+    brings N or more frames at once, and one commit for them all keeps the database thread
+    free for the next master order. A failed batch asks those accounts' polls to run now."""
+
+    def __init__(self, db: Db, *, delay: float = 0.02, batch: int = 1000) -> None:
+        self.db = db
+        self.delay = delay
+        self.batch = batch
+        self._pending: list[tuple[Watch, OrderRow]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def put(self, watch: Watch, row: OrderRow) -> None:
+        self._pending.append((watch, row))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="tracking-writer")
+
+    async def _run(self) -> None:
+        while self._pending:
+            if len(self._pending) < self.batch:
+                await asyncio.sleep(self.delay)
+            batch, self._pending = self._pending[: self.batch], self._pending[self.batch :]
+            try:
+                await self.db(
+                    tracking.apply_follower_batch,
+                    [(watch.account_id, [row]) for watch, row in batch],
+                )
+            except Exception:
+                logger.exception("tracking follower orders failed; polling those accounts")
+                for watch, _row in batch:
+                    watch.poll_now.set()
+
+    async def drain(self) -> None:
+        while self._pending or (self._task is not None and not self._task.done()):
+            if self._task is None or self._task.done():
+                self._task = asyncio.create_task(self._run(), name="tracking-writer")
+            await asyncio.wait({self._task})
 
 
 # --- Watches ----------------------------------------------------------------------------------
@@ -267,6 +380,7 @@ class Copier:
         self.db = Db()
         self.governor = governor or AsyncRateGovernor()
         self.writer: OutcomeWriter | None = None
+        self.tracker = TrackingWriter(self.db)
         self.clients: dict[int, ClientEntry] = {}
         self.accounts: dict[int, steps.AccountState] = {}
         self.masters: dict[int, Watch] = {}
@@ -377,6 +491,7 @@ class Copier:
             await asyncio.wait(pending, timeout=left)
         if self.writer is not None:
             await self.writer.drain()
+        await self.tracker.drain()
 
     async def _every(self, seconds: float, step: Callable[[], Awaitable[Any]]) -> None:
         assert self.stopping is not None
@@ -785,7 +900,7 @@ class Copier:
         database thread; a market order to value first gets a quote (outside it)."""
         assert watch.master_id is not None
         claimer = sender.new_claimer(self.run_id)
-        observed = await self.db(
+        observed = await self.db.urgent(
             steps.observe,
             watch.master_id,
             rows,
@@ -801,7 +916,7 @@ class Copier:
                 quote = await self._quote(watch.client, row.exchange, row.token)
                 if quote is not None:
                     quotes[row.broker_order_id] = quote
-            again = await self.db(
+            again = await self.db.urgent(
                 steps.observe,
                 watch.master_id,
                 observed.need_quote,
@@ -849,7 +964,7 @@ class Copier:
     async def send_batch(self, ids: list[int]) -> None:
         """Claim these rows and send every claimed one concurrently (exits first)."""
         claimer = sender.new_claimer(self.run_id)
-        result = await self.db(sender.claim, ids, claimer=claimer)
+        result = await self.db.urgent(sender.claim, ids, claimer=claimer)
         self._start_sends(result.claimed)
 
     def _start_sends(self, claimed: list[Claimed]) -> None:
@@ -1013,11 +1128,7 @@ class Copier:
         async for event in feed.events():
             if isinstance(event, OrderEvent):
                 watch.last_event_at = event.received_at
-                try:
-                    await self.db(tracking.apply_follower_rows, watch.account_id, [event.row])
-                except Exception:
-                    logger.exception("tracking a follower order failed")
-                    watch.poll_now.set()
+                self.tracker.put(watch, event.row)
             elif isinstance(event, UnknownFrame):
                 watch.unhealthy_until = time.monotonic() + 60
             elif isinstance(event, FeedStateChange):

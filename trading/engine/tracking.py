@@ -19,7 +19,7 @@ Rows still SENDING belong to the sender: their fills are applied, their status i
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -117,6 +117,77 @@ def apply_follower_rows(
             result.matched += 1
             _apply_one(ct, row, now, result)
     return result
+
+
+def apply_follower_batch(
+    batch: Sequence[tuple[int, Sequence[OrderRow]]], *, now: datetime | None = None
+) -> TrackResult:
+    """`apply_follower_rows` for many accounts' order updates in one transaction (the push
+    frames of a fan-out arrive together: one commit for all of them, not one each).
+
+    The rows of one account are applied in the order given. If the batch fails, each
+    account's rows are applied on their own, so one bad update cannot hold back the others
+    (the last error is raised after the rest were applied)."""
+    now = now or clock.now()
+    rows_of: dict[int, list[OrderRow]] = {}
+    for account_id, rows in batch:
+        rows_of.setdefault(account_id, []).extend(rows)
+    followers = dict(
+        Follower.objects.filter(user__broker_account__pk__in=list(rows_of)).values_list(
+            "user__broker_account__pk", "pk"
+        )
+    )
+    result = TrackResult()
+    try:
+        with transaction.atomic():
+            for account_id, rows in rows_of.items():
+                follower_id = followers.get(account_id)
+                if follower_id is None:
+                    continue
+                for ct, row in _match_in_order(rows, follower_id):
+                    result.matched += 1
+                    _apply_one(ct, row, now, result)
+        return result
+    except Exception:
+        if len(rows_of) == 1:
+            raise
+        logger.exception("tracking batch failed; applying each account on its own")
+    result = TrackResult()
+    error: Exception | None = None
+    for account_id, rows in rows_of.items():
+        try:
+            one = apply_follower_rows(account_id, rows, now=now)
+        except Exception as exc:
+            error = exc
+            continue
+        result.matched += one.matched
+        result.changed.extend(one.changed)
+        result.filled += one.filled
+        result.status_changes.extend(one.status_changes)
+    if error is not None:
+        raise error
+    return result
+
+
+def _match_in_order(
+    rows: Sequence[OrderRow], follower_id: int
+) -> Iterator[tuple[CopyTrade, OrderRow]]:
+    """Several snapshots of the same order (open, then complete) each applied in turn: a
+    snapshot only moves a copy forward, so applying every one in order is what applying them
+    as they arrived would have done."""
+    rounds: list[list[OrderRow]] = []
+    seen: dict[str, int] = {}
+    for row in rows:
+        key = row.broker_order_id or row.tag.strip().upper()
+        n = seen.get(key, 0)
+        seen[key] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(row)
+    for one_round in rounds:
+        # one query per round (its orders are distinct), read only after the previous
+        # round was applied: a generator, consumed while applying
+        yield from _match(one_round, follower_id)
 
 
 def _apply_one(ct: CopyTrade, row: OrderRow, now: datetime, result: TrackResult) -> None:

@@ -430,6 +430,37 @@ class Api:
         return sign * self._qty_in(exchange, token, tsym, abs(value))
 
     # the operations every generation offers -------------------------------------------------
+    def _url(self, path: str) -> str:
+        raise NotImplementedError
+
+    def _headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _call(
+        self,
+        op: str,
+        kind: Kind,
+        method: str,
+        path: str,
+        body: Any,
+        parse: Callable[[Call[Any], Raw], T],
+        **extra: str,
+    ) -> Call[T]:
+        """A call to this generation's ``path``; ``parse`` gets the call and the raw answer."""
+        holder: dict[str, Call[T]] = {}
+        call: Call[T] = Call(
+            op=op,
+            kind=kind,
+            method=method,
+            url=self._url(path),
+            headers=self._headers(),
+            body=body,
+            parse=lambda raw: parse(holder["call"], raw),
+            **extra,
+        )
+        holder["call"] = call
+        return call
+
     def place_order(self, order: OrderRequest) -> Call[OrderAck]:
         raise NotImplementedError
 
@@ -491,30 +522,6 @@ class OpenApi(Api):
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.session.reveal()}"}
-
-    def _call(
-        self,
-        op: str,
-        kind: Kind,
-        method: str,
-        path: str,
-        body: Any,
-        parse: Callable[[Call[Any], Raw], T],
-        **extra: str,
-    ) -> Call[T]:
-        holder: dict[str, Call[T]] = {}
-        call: Call[T] = Call(
-            op=op,
-            kind=kind,
-            method=method,
-            url=self._url(path),
-            headers=self._headers(),
-            body=body,
-            parse=lambda raw: parse(holder["call"], raw),
-            **extra,
-        )
-        holder["call"] = call
-        return call
 
     # orders --------------------------------------------------------------------------------
     def place_order(self, order: OrderRequest) -> Call[OrderAck]:
@@ -831,30 +838,6 @@ class AntApi(Api):
             **ANT_HEADERS,
             "Authorization": f"Bearer {self.client_id} {self.session.reveal()}",
         }
-
-    def _call(
-        self,
-        op: str,
-        kind: Kind,
-        method: str,
-        path: str,
-        body: Any,
-        parse: Callable[[Call[Any], Raw], T],
-        **extra: str,
-    ) -> Call[T]:
-        holder: dict[str, Call[T]] = {}
-        call: Call[T] = Call(
-            op=op,
-            kind=kind,
-            method=method,
-            url=self._url(path),
-            headers=self._headers(),
-            body=body,
-            parse=lambda raw: parse(holder["call"], raw),
-            **extra,
-        )
-        holder["call"] = call
-        return call
 
     @staticmethod
     def _float(value: Decimal | None) -> float | None:
