@@ -78,6 +78,7 @@ from trading.brokers.aliceblue.transport import AsyncTransport
 from trading.brokers.aliceblue.types import OrderRow
 from trading.engine import decide, faults, jobs, pnl, sender, steps, tracking
 from trading.engine.config import CopierConfig
+from trading.engine.lifecycle import logins
 from trading.engine.reasons import Reason
 from trading.engine.sender import Claimed, Outcome
 from trading.models import CopyTrade
@@ -396,6 +397,9 @@ class Copier:
         self._quotes: dict[tuple[str, str], tuple[Decimal, float]] = {}
         self._login_next: dict[int, float] = {}
         self._login_wait: dict[int, float] = {}
+        self._relogin_locks: dict[int, asyncio.Lock] = {}
+        #: Clients of sessions that ended, closed a little later (calls in flight finish).
+        self._retired: dict[AsyncAliceBlueClient, asyncio.Task[None]] = {}
         self._lots: Any = None
         self.sent = 0
         self.errors = 0
@@ -473,6 +477,10 @@ class Copier:
         for entry in self.clients.values():
             await _close_client(entry.client)
         self.clients.clear()
+        for client, task in list(self._retired.items()):
+            task.cancel()
+            await _close_client(client)
+        self._retired.clear()
         self.masters.clear()
         self.followers.clear()
         await asyncio.sleep(0)
@@ -534,7 +542,10 @@ class Copier:
                 continue
             watch = self.masters.get(master_id) or Watch(state.account_id, client, master_id)
             self.masters[master_id] = watch
-            await self.poll_master(watch)
+            try:
+                await self.poll_master(watch)
+            except SessionExpired:
+                continue  # session_lost runs (spawned); the next pass polls the new session
             await self._process_queue(watch)
         await self.sweep()
         await self.drain(timeout=self.config.drain_timeout)
@@ -549,7 +560,11 @@ class Copier:
                     continue
                 watch = self.followers.get(account_id) or Watch(account_id, client)
                 self.followers[account_id] = watch
-                await self.poll_follower(watch)
+                try:
+                    await self.poll_follower(watch)
+                except SessionExpired as exc:
+                    self._spawn(self.session_lost(account_id, str(exc), client))
+            await self.drain(timeout=self.config.drain_timeout)
         await self._heartbeat()
 
     # --- accounts, clients, watches -------------------------------------------------------------
@@ -570,6 +585,7 @@ class Copier:
         """Re-read accounts and sessions; rebuild clients whose session changed."""
         states = await self.db(steps.load_accounts)
         seen = set()
+        added: list[int] = []
         created = len(self.clients)
         for state in states:
             seen.add(state.account_id)
@@ -584,6 +600,10 @@ class Copier:
             if entry is not None:
                 await self._drop_client(state.account_id)
             await self._add_client(state)
+            added.append(state.account_id)
+        if added:
+            # exits that waited for these accounts' logins are due now
+            await self.db(logins.release_waiting, added, clock.now())
         for account_id in list(self.clients):
             if account_id not in seen:
                 await self._drop_client(account_id)
@@ -644,6 +664,9 @@ class Copier:
                 "automatic API-key login not possible yet",
                 extra={"ctx": {"account": candidate.account_id, "why": exc.message[:120]}},
             )
+            if isinstance(exc, NeedsDailyLogin):
+                # a session that ended today now needs its owner's sign-in: say so, once
+                await self.db(logins.login_refused, candidate.account_id, exc.message, clock.now())
             return False
         finally:
             await transport.close()
@@ -653,13 +676,62 @@ class Copier:
         logger.info("logged in with the API key", extra={"ctx": {"account": candidate.account_id}})
         return True
 
+    async def session_lost(
+        self, account_id: int, detail: str, failed: AsyncAliceBlueClient | None = None
+    ) -> AsyncAliceBlueClient | None:
+        """A call with this account's session got EC087 / HTTP 401 (`failed` is the client
+        that got it): expire that session and, for an API-key account, log in again at once.
+        Returns a client with the new session, or None (the account needs today's login: its
+        entries are skipped and its exits wait). Concurrent failures of one account share one
+        attempt. Never call it from a watch's own task (it stops the account's watches):
+        spawn it there."""
+        lock = self._relogin_locks.setdefault(account_id, asyncio.Lock())
+        async with lock:
+            current = self._client(account_id)
+            if current is not None and failed is not None and current is not failed:
+                return current  # another call already logged in again
+            obtained_at = failed.session.obtained_at if failed is not None else None
+            auto = await self.db(logins.session_lost, account_id, detail, obtained_at, clock.now())
+            await self._retire_client(account_id)
+            if not auto:
+                return None
+            candidates = await self.db(steps.login_candidates, [account_id])
+            if not candidates or not await self._login(candidates[0]):
+                self._login_next[account_id] = time.monotonic() + 15.0
+                return None
+            await self.refresh_sessions_only()
+            return self._client(account_id)
+
+    async def _retire_client(self, account_id: int) -> None:
+        """Stop the account's watches and forget its client; its connections close a little
+        later (calls in flight on it finish and are classified as usual)."""
+        for watches in (self.masters, self.followers):
+            for key, watch in list(watches.items()):
+                if watch.account_id == account_id:
+                    del watches[key]
+                    self._spawn(watch.stop(), name=f"stop-watch-{account_id}")
+        entry = self.clients.pop(account_id, None)
+        if entry is not None:
+            old = entry.client
+
+            async def close_later() -> None:
+                await asyncio.sleep(self.config.drain_timeout)
+                self._retired.pop(old, None)
+                await _close_client(old)
+
+            self._retired[old] = asyncio.create_task(close_later(), name="close-client")
+
     async def refresh_sessions_only(self) -> None:
         """Pick up sessions just stored (no new logins, no watch changes)."""
         states = await self.db(steps.load_accounts)
+        added = []
         for state in states:
             self.accounts[state.account_id] = state
             if state.session is not None and state.account_id not in self.clients:
                 await self._add_client(state)
+                added.append(state.account_id)
+        if added:
+            await self.db(logins.release_waiting, added, clock.now())
 
     async def _add_client(self, state: steps.AccountState) -> None:
         assert state.session is not None
@@ -770,7 +842,10 @@ class Copier:
         # silent (the poller then runs at its fast interval)
         watch.poll_now.set()
         if event.state == FeedState.SESSION_EXPIRED:
-            await self.db(steps.mark_session_expired, watch.account_id, event.detail)
+            self._spawn(
+                self.session_lost(watch.account_id, event.detail, watch.client),
+                name=f"session-lost-{watch.account_id}",
+            )
         if watch.master_id is not None:
             with contextlib.suppress(Exception):
                 await self.db(
@@ -826,7 +901,11 @@ class Copier:
         try:
             rows = await watch.client.order_book()
         except SessionExpired as exc:
-            await self.db(steps.mark_session_expired, watch.account_id, str(exc))
+            # (spawned: it stops this account's watches, which may be the caller's own task)
+            self._spawn(
+                self.session_lost(watch.account_id, str(exc), watch.client),
+                name=f"session-lost-{watch.account_id}",
+            )
             raise
         received_at = clock.now()
         watch.last_poll_at = received_at
@@ -1021,9 +1100,24 @@ class Copier:
             result = exc
         faults.kill_point("after_send")
         self.sent += 1
+        if isinstance(result, SessionExpired) and c.account_id is not None:
+            # EC087 / 401: the broker refused the request, nothing was placed. Log in again
+            # (API key) and send once more with the new session while the copy is fresh.
+            fresh = await self.session_lost(c.account_id, str(result), client)
+            if fresh is not None and (deadline is None or clock.now() <= deadline):
+                client = fresh
+                sent_at = clock.now()
+                try:
+                    if request is not None:
+                        result = await client.place_order(request)
+                    else:
+                        assert action_sender is not None
+                        result = await action_sender(client, c)
+                except Exception as exc:  # classified: nothing escapes unrecorded
+                    result = exc
+                if isinstance(result, SessionExpired):
+                    await self.session_lost(c.account_id, str(result), client)
         outcome = sender.classify(c, result, sent_at=sent_at, now=clock.now())
-        if isinstance(result, SessionExpired):
-            await self.db(steps.mark_session_expired, c.account_id, str(result))
         if outcome.ambiguous:
             self._spawn(self._resolve(c, client, outcome), send=True, name=f"resolve-{c.id}")
             return
@@ -1136,7 +1230,10 @@ class Copier:
                 if event.state == FeedState.CONNECTED:
                     watch.poll_now.set()
                 if event.state == FeedState.SESSION_EXPIRED:
-                    await self.db(steps.mark_session_expired, watch.account_id, event.detail)
+                    self._spawn(
+                        self.session_lost(watch.account_id, event.detail, watch.client),
+                        name=f"session-lost-{watch.account_id}",
+                    )
 
     async def _follower_poll(self, watch: Watch) -> None:
         assert self.stopping is not None
@@ -1150,6 +1247,12 @@ class Copier:
                 raise
             except BudgetExhausted as exc:
                 seconds = max((exc.retry_at - clock.now()).total_seconds(), 1.0)
+            except SessionExpired as exc:
+                self._spawn(
+                    self.session_lost(watch.account_id, str(exc), watch.client),
+                    name=f"session-lost-{watch.account_id}",
+                )
+                seconds = self.config.follower_poll_fast
             except Exception:
                 logger.exception(
                     "follower poll failed", extra={"ctx": {"account": watch.account_id}}
@@ -1211,6 +1314,9 @@ class Copier:
             async with semaphore:
                 try:
                     positions = await client.positions()
+                except SessionExpired as exc:
+                    self._spawn(self.session_lost(state.account_id, str(exc), client))
+                    return
                 except BrokerError as exc:
                     logger.info(
                         "positions for P&L failed",

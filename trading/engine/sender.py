@@ -21,11 +21,11 @@ The rules (DESIGN.md "Copy semantics"):
   it waits, otherwise it is cut to what the ledger holds (never oversold).
 * Outcomes: acknowledged → SUCCESS; refused → FAILED (the broker's code and text); the
   request provably never left (connect failure, 429) → back to PENDING with a backoff while
-  the entry is fresh, else EXPIRED; an expired session → FAILED ``needs_login`` (an exit
-  waits for the login instead); **ambiguous** (a timeout or reset after the request was
-  written) → the tag is looked up in the follower's order book several times over about
-  ten seconds: found → SUCCESS (or FAILED if the broker rejected it), absent → UNKNOWN and
-  an alert, never resent.
+  the entry is fresh, else EXPIRED; an expired session (the copier's re-login failed) →
+  SKIPPED ``needs_login`` (an exit waits for the login instead); **ambiguous** (a timeout
+  or reset after the request was written) → the tag is looked up in the follower's order
+  book several times over about ten seconds: found → SUCCESS (or FAILED if the broker
+  rejected it), absent → UNKNOWN and an alert, never resent.
 """
 
 from __future__ import annotations
@@ -565,12 +565,13 @@ def classify(
                 retry_at=now + timedelta(seconds=5),
                 sent_at=sent_at,
             )
+        # the broker refused the request for want of a session (nothing was placed): the
+        # entry is SKIPPED like any entry of an account that needs today's login
         return Outcome(
             c,
-            Status.FAILED,
+            Status.SKIPPED,
             Reason.NEEDS_LOGIN,
             message(Reason.SESSION_EXPIRED, message=getattr(result, "message", str(result))),
-            error_message=str(result)[:500],
             sent_at=sent_at,
         )
     if isinstance(result, RateLimited | BrokerUnavailable):

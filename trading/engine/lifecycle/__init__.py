@@ -8,4 +8,5 @@ Importing this package registers the lifecycle's decision handlers
 from trading.engine.lifecycle import (
     deactivation,  # noqa: F401
     feedloss,  # noqa: F401  (feed loss, missed-exit proposals)
+    logins,  # noqa: F401  (sessions through the day)
 )
