@@ -41,6 +41,7 @@ class Reason(StrEnum):
 
     # --- sending ----------------------------------------------------------------------------
     STALE = "stale"  # EXPIRED: not sent within the staleness window
+    END_OF_DAY = "end_of_day"  # EXPIRED: still unsent when its exchange closed for the day
     BROKER_REJECTED = "broker_rejected"  # FAILED: the broker refused it (code + text)
     EXCHANGE_REJECTED = "exchange_rejected"  # FAILED: a later REJECTED in the order feed
     BROKER_UNAVAILABLE = "broker_unavailable"  # the request never reached the broker
@@ -102,6 +103,10 @@ MESSAGES: dict[Reason, str] = {
         "for review, never sent automatically."
     ),
     Reason.STALE: "Not sent within {seconds} s of the master's acceptance; never sent late.",
+    Reason.END_OF_DAY: (
+        "Not sent by the end of the trading day ({exchange} closed at {closed}; it was waiting: "
+        "{waiting}). Unsent copies expire at the close and are never sent on a later day."
+    ),
     Reason.BROKER_REJECTED: "The broker refused the order: {message}",
     Reason.EXCHANGE_REJECTED: "The order was rejected after it was accepted: {message}",
     Reason.BROKER_UNAVAILABLE: "The broker could not be reached: {message}",

@@ -123,7 +123,12 @@ class LoginCandidate:
 
 def login_candidates(account_ids: Iterable[int]) -> list[LoginCandidate]:
     """API-key accounts among these without a ready session today, with their API keys
-    (read as Secrets; never logged)."""
+    (read as Secrets; never logged). None once every exchange has closed for the day: the
+    end-of-day job logged the sessions out, and they stay out until the next IST day."""
+    from trading.engine.lifecycle import day
+
+    if day.after_close():
+        return []
     out = []
     for account in BrokerAccount.objects.filter(
         pk__in=list(account_ids), login_method=BrokerAccount.LoginMethod.API_KEY

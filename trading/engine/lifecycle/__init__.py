@@ -6,6 +6,7 @@ Importing this package registers the lifecycle's decision handlers
 """
 
 from trading.engine.lifecycle import (
+    day,  # noqa: F401  (end of the trading day)
     deactivation,  # noqa: F401
     feedloss,  # noqa: F401  (feed loss, missed-exit proposals)
     logins,  # noqa: F401  (sessions through the day)
