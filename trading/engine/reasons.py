@@ -50,6 +50,14 @@ class Reason(StrEnum):
     INVALID_ORDER = "invalid_order"  # FAILED before sending: the order could not be built
     CANCELLED_BY_USER = "cancelled_by_user"  # CANCELLED: a person cancelled the PENDING copy
 
+    # --- modify and cancel mirroring (issue 5) ---------------------------------------------------
+    MASTER_CANCELLED = "master_cancelled"  # CANCELLED: a PENDING copy whose master order went
+    BEFORE_SEND = "before_send"  # a MODIFY/CANCEL applied to a copy not sent yet (in the DB)
+    NOTHING_TO_MODIFY = "nothing_to_modify"  # no open copy of the master order to change
+    NOTHING_TO_CANCEL = "nothing_to_cancel"
+    UNCHANGED = "unchanged"  # re-sized, the follower's copy is already what it should be
+    ALREADY_FILLED = "already_filled"  # the follower's copy filled: left alone, drift recorded
+
 
 #: DESIGN.md "Entry checks", in order (`max_quantity` covers the sizing results too).
 ENTRY_CHECK_ORDER: tuple[Reason, ...] = (
@@ -117,6 +125,20 @@ MESSAGES: dict[Reason, str] = {
     Reason.SESSION_EXPIRED: "The follower's broker session expired: {message}",
     Reason.INVALID_ORDER: "The order could not be built: {message}",
     Reason.CANCELLED_BY_USER: "Cancelled by {user} before it was sent.",
+    Reason.MASTER_CANCELLED: (
+        "The master cancelled its order before this copy was sent: never sent."
+    ),
+    Reason.BEFORE_SEND: (
+        "The follower's copy {tag} had not been sent yet: {what} before sending, nothing sent."
+    ),
+    Reason.NOTHING_TO_MODIFY: "No open copy of the master's order to modify ({detail}).",
+    Reason.NOTHING_TO_CANCEL: "No open copy of the master's order to cancel ({detail}).",
+    Reason.UNCHANGED: "Re-sized, the follower's copy {tag} is already {quantity} at this price.",
+    Reason.ALREADY_FILLED: (
+        "The follower's copy {tag} had already filled {filled} of {quantity}: left alone; "
+        "the master's order {order} ({master_filled} of {master_quantity} filled) was {what}. "
+        "The difference is recorded for reconciliation."
+    ),
 }
 
 #: Exits waiting (PENDING with a reason) rather than skipped.

@@ -1136,16 +1136,16 @@ class Copier:
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
-                row = sender.match_tag(await client.order_book(), c)
+                found = sender.lookup_outcome(
+                    c, await client.order_book(), now=clock.now(), sent_at=outcome.sent_at
+                )
             except BrokerError as exc:
                 logger.warning(
                     "order book lookup failed", extra={"ctx": {"tag": c.tag, "error": str(exc)}}
                 )
                 continue
-            if row is not None:
-                self.writer.put(
-                    sender.found_outcome(c, row, now=clock.now(), sent_at=outcome.sent_at)
-                )
+            if found is not None:
+                self.writer.put(found)
                 return
         self.writer.put(sender.not_found_outcome(c, sent_at=outcome.sent_at, why=outcome.text))
 

@@ -128,6 +128,9 @@ class Claimed:
     #: place | modify | cancel; modify/cancel act on the linked PLACE copy's broker order.
     action: str = "place"
     linked_broker_order_id: str = ""
+    #: The PLACE copy a MODIFY/CANCEL acts on (its id and broker tag).
+    linked_id: int | None = None
+    linked_tag: str = ""
 
     @property
     def deadline(self) -> datetime | None:
@@ -171,7 +174,9 @@ _CLAIM_FIELDS = (
     "sizing_note",
     "reason_code",
     "action",
+    "linked_id",
     "linked__broker_order_id",
+    "linked__tag",
 )
 
 
@@ -200,6 +205,8 @@ def _claimed(values: dict[str, Any], claimer: str, quantity: int | None = None) 
         claimed_by=claimer,
         action=values["action"],
         linked_broker_order_id=values["linked__broker_order_id"] or "",
+        linked_id=values["linked_id"],
+        linked_tag=values["linked__tag"] or "",
     )
 
 
@@ -211,6 +218,18 @@ def _claimed(values: dict[str, Any], claimer: str, quantity: int | None = None) 
 ACTION_SENDERS: dict[str, Callable[[Any, Claimed], Awaitable[OrderAck]]] = {}
 SYNC_ACTION_SENDERS: dict[str, Callable[[Any, Claimed], OrderAck]] = {}
 NO_ACTION_SENDER = "Sending {action} copies is not enabled in this version."
+ACTION_WAITING_LOGIN = "Waiting: the follower's broker account needs today's login."
+#: How a PENDING MODIFY/CANCEL row is claimed: action -> f(values, claimer=, now=) ->
+#: Claimed (now SENDING) | "deferred" | "skipped" | "lost" (inside `claim`'s transaction;
+#: the lifecycle registers it: it waits for the linked order's acknowledgement, settles rows
+#: that have nothing left to act on). Without one the row is claimed as it is.
+ACTION_CLAIMS: dict[str, Callable[..., Claimed | str]] = {}
+#: After a MODIFY/CANCEL row's outcome is written (same transaction): action ->
+#: f(outcome, from_status, now) (the lifecycle applies a modification to its linked row).
+ACTION_RECORDED: dict[str, Callable[[Outcome, str, datetime], None]] = {}
+#: An ambiguous MODIFY/CANCEL looked up in the follower's order book: action ->
+#: f(claimed, rows, now=, sent_at=) -> Outcome | None (None: not settled yet, look again).
+ACTION_RESOLVERS: dict[str, Callable[..., Outcome | None]] = {}
 
 
 def claim(ids: Sequence[int], *, claimer: str, now: datetime | None = None) -> ClaimResult:
@@ -230,6 +249,18 @@ def claim(ids: Sequence[int], *, claimer: str, now: datetime | None = None) -> C
         )
         due = [r for r in rows if r["next_attempt_at"] is None or r["next_attempt_at"] <= now]
         cutoff = now - staleness()
+        actions = [r for r in due if r["action"] != CopyTrade.Action.PLACE]
+        due = [r for r in due if r["action"] == CopyTrade.Action.PLACE]
+        for values in actions:
+            if _still_waiting(values, now):
+                continue
+            outcome = _claim_action(values, claimer=claimer, now=now)
+            if isinstance(outcome, Claimed):
+                result.claimed.append(outcome)
+            elif outcome == "deferred":
+                result.deferred.append(values["pk"])
+            elif outcome == "skipped":
+                result.skipped.append(values["pk"])
         stale = [
             r["pk"]
             for r in due
@@ -289,6 +320,7 @@ def claim_planned(
         pk: row
         for pk, row in planned.items()
         if row["intent"] == ENTRY
+        and row.get("action", CopyTrade.Action.PLACE) == CopyTrade.Action.PLACE
         and row["next_attempt_at"] is None
         and (row["master_accepted_at"] is None or row["master_accepted_at"] >= cutoff)
     }
@@ -299,6 +331,7 @@ def claim_planned(
             CopyTrade.objects.filter(
                 event_id__in=events,
                 intent=ENTRY,
+                action=CopyTrade.Action.PLACE,
                 status=Status.PENDING,
                 next_attempt_at__isnull=True,
                 pk__gte=min(fresh),
@@ -401,6 +434,23 @@ def _still_waiting(values: dict[str, Any], now: datetime) -> bool:
             next_attempt_at=now + WAITING_RECHECK
         )
     return blocked
+
+
+def _claim_action(values: dict[str, Any], *, claimer: str, now: datetime) -> Claimed | str:
+    """A MODIFY/CANCEL row: the lifecycle's claim (`ACTION_CLAIMS`), else claimed as it is
+    (then sent only if a sender is registered; never as a new order)."""
+    gate = ACTION_CLAIMS.get(values["action"])
+    if gate is not None:
+        return gate(values, claimer=claimer, now=now)
+    took = _bulk_move(
+        [values["pk"]],
+        to=Status.SENDING,
+        claimer=claimer,
+        now=now,
+        note="claimed",
+        extra={"claimed_at": now, "attempts": F("attempts") + 1},
+    )
+    return _claimed(values, claimer) if took else "lost"
 
 
 def _claim_exit(values: dict[str, Any], *, claimer: str, now: datetime) -> Claimed | str:
@@ -556,12 +606,13 @@ def classify(
             acknowledged_at=now,
         )
     if isinstance(result, SessionExpired | NeedsDailyLogin):
-        if c.intent == EXIT:
+        if c.intent == EXIT or c.action != CopyTrade.Action.PLACE:
+            # exits, modifications and cancellations wait for the login; they are never lost
             return Outcome(
                 c,
                 Status.PENDING,
                 Reason.NEEDS_LOGIN,
-                EXIT_WAITING_LOGIN,
+                EXIT_WAITING_LOGIN if c.action == CopyTrade.Action.PLACE else ACTION_WAITING_LOGIN,
                 retry_at=now + timedelta(seconds=5),
                 sent_at=sent_at,
             )
@@ -667,8 +718,24 @@ def found_outcome(c: Claimed, row: OrderRow, *, now: datetime, sent_at: datetime
     )
 
 
+def lookup_outcome(
+    c: Claimed, rows: list[OrderRow], *, now: datetime, sent_at: datetime | None
+) -> Outcome | None:
+    """An ambiguous send looked up in the follower's order book: the outcome it proves, or
+    None (not found yet). A MODIFY/CANCEL is judged by its linked order (`ACTION_RESOLVERS`)."""
+    if c.action != CopyTrade.Action.PLACE:
+        resolver = ACTION_RESOLVERS.get(c.action)
+        return resolver(c, rows, now=now, sent_at=sent_at) if resolver is not None else None
+    row = match_tag(rows, c)
+    return found_outcome(c, row, now=now, sent_at=sent_at) if row is not None else None
+
+
 def not_found_outcome(c: Claimed, *, sent_at: datetime | None, why: str) -> Outcome:
     total = lookup_schedule()[-1]
+    if c.action != CopyTrade.Action.PLACE:
+        # a modification or cancellation sets absolute values: sending it again is safe
+        why = f"not confirmed in the order book: {why}"
+        return _retry(c, why, now=clock.now(), sent_at=sent_at)
     return Outcome(
         c,
         Status.UNKNOWN,
@@ -695,14 +762,14 @@ def resolve_by_tag(
         if wait > 0:
             sleep(wait)
         try:
-            row = match_tag(lookup(), c)
+            found = lookup_outcome(c, lookup(), now=clock.now(), sent_at=sent_at)
         except BrokerError as exc:
             logger.warning(
                 "order book lookup failed", extra={"ctx": {"tag": c.tag, "error": str(exc)}}
             )
             continue
-        if row is not None:
-            return found_outcome(c, row, now=clock.now(), sent_at=sent_at)
+        if found is not None:
+            return found
     return not_found_outcome(c, sent_at=sent_at, why=why)
 
 
@@ -755,6 +822,11 @@ def record_outcomes(outcomes: Sequence[Outcome], *, now: datetime | None = None)
                 continue
             if _write_other(o, was, now):
                 changed.append(o.claimed.id)
+        moved = set(changed)
+        for o in outcomes:
+            hook = ACTION_RECORDED.get(o.claimed.action)
+            if hook is not None and o.claimed.id in moved:
+                hook(o, current[o.claimed.id], now)
     return changed
 
 
@@ -809,7 +881,11 @@ def _write_other(o: Outcome, was: str, now: datetime) -> bool:
     moved = transitions.move(c.id, from_statuses=(was,), to=o.status, at=now, note=o.text, **fields)
     if moved is None:
         return False
-    if c.intent == EXIT and o.status in (Status.FAILED, Status.PENDING, Status.EXPIRED):
+    if (
+        c.intent == EXIT
+        and c.action == CopyTrade.Action.PLACE
+        and o.status in (Status.FAILED, Status.PENDING, Status.EXPIRED)
+    ):
         ledger.release_exit(_ledger_key(c), c.quantity)
     if o.status == Status.UNKNOWN:
         alerts.raise_alert(

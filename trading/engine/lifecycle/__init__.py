@@ -10,4 +10,5 @@ from trading.engine.lifecycle import (
     deactivation,  # noqa: F401
     feedloss,  # noqa: F401  (feed loss, missed-exit proposals)
     logins,  # noqa: F401  (sessions through the day)
+    mirror,  # noqa: F401  (linked orders, modify and cancel mirroring)
 )

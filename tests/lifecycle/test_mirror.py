@@ -1,0 +1,172 @@
+"""Modify and cancel mirroring (mirror-orders mode): each follower order is linked to the
+master order it copies; the master's modification re-sizes and modifies it, the master's
+cancellation cancels it; a copy that already filled is left alone and the drift recorded.
+Against the sandbox over real sockets, through the copier's tick."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from accounts.models import BrokerAccount
+from tests.engine.conftest import account_of, nifty_future
+from trading.brokers import sessions
+from trading.engine.reasons import EventOutcome, Reason
+from trading.models import Alert, CopyTrade, MasterOrderEvent, PositionLedger
+
+Status = CopyTrade.Status
+SUCCESS = "SUCCESS"
+BIG = {"max_order_value": Decimal("900000000"), "max_quantity": 100000}
+
+
+def _open(world, follower):
+    return [o for o in world.orders_of(follower) if o["status"] in ("OPEN", "TRIGGER_PENDING")]
+
+
+def _rows(follower, action):
+    return list(CopyTrade.objects.filter(follower=follower, action=action).order_by("pk"))
+
+
+def _statuses(ct):
+    return [(t.from_status, t.to_status) for t in ct.transitions.order_by("pk")]
+
+
+def test_a_modified_limit_order_and_its_cancellation_reach_every_follower(make_world):
+    world = make_world({}, {"lot_multiplier": Decimal("2")}, {"lot_multiplier": Decimal("0.5")})
+    world.tick()
+    master_order = world.place("INFY-EQ", "BUY", 10, order_type="LIMIT", price="1400")  # rests
+    world.tick(2)
+    for follower, quantity in zip(world.followers, (10, 20, 5), strict=True):
+        (order,) = _open(world, follower)
+        assert (order["quantity"], Decimal(order["price"])) == (quantity, Decimal("1400"))
+
+    world.sbx.modify_order(world.master_client, master_order["order_no"], quantity=20, price="1450")
+    world.tick(2)
+    for follower, quantity in zip(world.followers, (20, 40, 10), strict=True):
+        (order,) = world.orders_of(follower)  # the same order, modified: never a new one
+        assert order["status"] == "OPEN"
+        assert (order["quantity"], Decimal(order["price"])) == (quantity, Decimal("1450"))
+        (place,) = _rows(follower, CopyTrade.Action.PLACE)
+        (modify,) = _rows(follower, CopyTrade.Action.MODIFY)
+        assert modify.linked_id == place.pk and modify.status == Status.SUCCESS
+        assert modify.broker_order_id == place.broker_order_id == order["order_no"]
+        assert modify.tag.startswith("CM") and modify.tag != place.tag
+        assert _statuses(modify) == [("", "PENDING"), ("PENDING", "SENDING"), ("SENDING", SUCCESS)]
+        place.refresh_from_db()  # the link follows the follower order's new terms
+        assert (place.quantity, place.price) == (quantity, Decimal("1450"))
+    event = MasterOrderEvent.objects.get(kind="modified")
+    assert event.outcome == EventOutcome.COPIED and "3 modified" in event.outcome_note
+
+    world.sbx.cancel_order(world.master_client, master_order["order_no"])
+    world.tick(2)
+    for follower in world.followers:
+        (order,) = world.orders_of(follower)
+        assert order["status"] == "CANCELLED"
+        (place,) = _rows(follower, CopyTrade.Action.PLACE)
+        (cancel,) = _rows(follower, CopyTrade.Action.CANCEL)
+        assert cancel.linked_id == place.pk and cancel.status == Status.SUCCESS
+        assert cancel.tag.startswith("CX")
+        place.refresh_from_db()
+        assert place.broker_final and place.filled_quantity == 0
+        assert not _open(world, follower)
+        assert world.net_of(follower, "INFY-EQ") == 0
+    assert not PositionLedger.objects.exclude(net_quantity=0).exists()
+
+
+def test_cancel_after_the_follower_already_filled_leaves_it_and_records_the_drift(make_world):
+    world = make_world({}, {"lot_multiplier": Decimal("2")})
+    # the master's order fills 3 at a time; the followers' copies fill at once
+    world.sbx.set_matching(world.master_client, partial_fill_qty=3)
+    world.tick()
+    master_order = world.place("INFY-EQ", "BUY", 10, order_type="LIMIT", price="1500")
+    world.tick(2)
+    for follower in world.followers:
+        assert [o["status"] for o in world.orders_of(follower)] == ["COMPLETE"]
+    world.sbx.cancel_order(world.master_client, master_order["order_no"])  # 3 of 10 filled
+    world.tick(2)
+    # the filled copies are left alone: their positions stay, the mismatch is recorded
+    for follower, quantity in zip(world.followers, (10, 20), strict=True):
+        assert world.net_of(follower, "INFY-EQ") == quantity
+        assert len(world.orders_of(follower)) == 1  # no cancel was sent
+        (cancel,) = _rows(follower, CopyTrade.Action.CANCEL)
+        assert cancel.status == Status.SKIPPED and cancel.reason_code == Reason.ALREADY_FILLED
+        assert f"filled {quantity} of {quantity}" in cancel.reason and "3 of 10" in cancel.reason
+        (alert,) = Alert.objects.filter(kind=Alert.Kind.DRIFT, follower=follower)
+        assert alert.copy_trade_id == cancel.linked_id and alert.notified_at is None
+
+
+def test_a_copy_not_sent_yet_is_cancelled_in_the_database_and_never_sent(make_world):
+    world = make_world({})
+    (follower,) = world.followers
+    world.tick()
+    world.place("INFY-EQ", "BUY", 5)
+    world.tick(2)
+    assert world.net_of(follower, "INFY-EQ") == 5
+    # the follower's session ends (an AliceBlue-login account: the copier cannot log it in),
+    # so the copy of the master's resting exit waits, PENDING
+    account = account_of(follower)
+    BrokerAccount.objects.filter(pk=account.pk).update(login_method="oauth")
+    sessions.mark_expired(account=account, reason="test")
+    order = world.place("INFY-EQ", "SELL", 5, order_type="LIMIT", price="1600")
+    world.tick()
+    (place,) = [c for c in _rows(follower, CopyTrade.Action.PLACE) if c.intent == "exit"]
+    assert place.status == Status.PENDING and place.reason_code == Reason.NEEDS_LOGIN
+    world.sbx.cancel_order(world.master_client, order["order_no"])
+    world.tick()
+    place.refresh_from_db()
+    assert place.status == Status.CANCELLED and place.reason_code == Reason.MASTER_CANCELLED
+    assert _statuses(place) == [("", "PENDING"), ("PENDING", "CANCELLED")]
+    (cancel,) = _rows(follower, CopyTrade.Action.CANCEL)
+    assert cancel.status == Status.SKIPPED and cancel.reason_code == Reason.BEFORE_SEND
+    # back online: nothing is sent for the cancelled copy
+    BrokerAccount.objects.filter(pk=account.pk).update(login_method="api_key")
+    world.tick(2)
+    assert [o["side"] for o in world.orders_of(follower)] == ["BUY"]
+    assert world.net_of(follower, "INFY-EQ") == 5
+
+
+def test_a_modification_across_the_freeze_quantity_adds_and_cancels_legs(make_world):
+    world = make_world({"lot_multiplier": Decimal("20"), **BIG}, funds="100000000000")
+    (follower,) = world.followers
+    world.sbx.update_account(world.client_of(follower), funds="100000000000")
+    future = nifty_future(world.sbx)
+    lot, freeze = int(future["lot_size"]), int(future["freeze_qty"])
+    symbol = future["trading_symbol"]
+    limit = "20000"  # well under the market: the orders rest
+    world.tick()
+    max_leg = freeze // lot * lot
+    # 2 master lots -> 40 follower lots: legs of at most the freeze quantity
+    order = world.place(symbol, "BUY", 2 * lot, order_type="LIMIT", price=limit)
+    world.tick(2)
+    before = sorted((o["quantity"] for o in _open(world, follower)), reverse=True)
+    assert before == [max_leg, 40 * lot - max_leg]
+    # 4 master lots -> 80 follower lots: the open legs grow, a leg is added
+    world.sbx.modify_order(world.master_client, order["order_no"], quantity=4 * lot)
+    world.tick(2)
+    after = sorted((o["quantity"] for o in _open(world, follower)), reverse=True)
+    assert after == [max_leg, max_leg, 80 * lot - 2 * max_leg]
+    assert len(world.orders_of(follower)) == 3  # two modified, one added
+    # 1 master lot -> 20 follower lots: the legs no longer needed are cancelled
+    world.sbx.modify_order(world.master_client, order["order_no"], quantity=lot)
+    world.tick(2)
+    assert [o["quantity"] for o in _open(world, follower)] == [20 * lot]
+    assert len(world.orders_of(follower)) == 3
+    changes = CopyTrade.objects.filter(follower=follower).exclude(action="place")
+    assert {c.status for c in changes} <= {Status.SUCCESS, Status.SKIPPED}
+    assert {c.action for c in changes} == {"modify", "cancel"}
+
+
+def test_modifications_and_cancels_in_copy_fills_mode_have_nothing_to_mirror(make_world):
+    world = make_world({}, copy_mode="fills")
+    (follower,) = world.followers
+    world.tick()
+    order = world.place("INFY-EQ", "BUY", 5, order_type="LIMIT", price="1400")
+    world.tick()
+    world.sbx.modify_order(world.master_client, order["order_no"], price="1410")
+    world.sbx.cancel_order(world.master_client, order["order_no"])
+    world.tick()
+    assert world.orders_of(follower) == []
+    assert not CopyTrade.objects.exists()
+    for kind in ("modified", "cancelled"):
+        event = MasterOrderEvent.objects.get(kind=kind)
+        assert event.outcome == EventOutcome.RECORDED
+        assert "nothing to mirror" in event.outcome_note
