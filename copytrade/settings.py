@@ -241,8 +241,17 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER") or ""
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD") or ""
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+# Every network call has a timeout: an SMTP server that hangs never stalls the copier's job.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "copytrade@localhost"
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The copier emails each master a digest of its alerts (trading.engine.lifecycle.notify): at
+# most one per NOTIFY_DIGEST_SECONDS, or per NOTIFY_URGENT_SECONDS while a copy's outcome is
+# UNKNOWN; a lost master feed is reported once the loss lasted NOTIFY_FEED_LOST_SECONDS.
+NOTIFY_DIGEST_SECONDS = env_int("NOTIFY_DIGEST_SECONDS", 300, minimum=1)
+NOTIFY_URGENT_SECONDS = env_int("NOTIFY_URGENT_SECONDS", 60, minimum=1)
+NOTIFY_FEED_LOST_SECONDS = env_int("NOTIFY_FEED_LOST_SECONDS", 120, minimum=0)
 
 # --- AliceBlue -----------------------------------------------------------------------------
 # ALICEBLUE_BROKER=sandbox (default) points every AliceBlue URL at the local sandbox broker;

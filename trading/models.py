@@ -710,6 +710,9 @@ class Alert(models.Model):
     message = models.CharField(max_length=500)
     created_at = models.DateTimeField(default=timezone.now)
     notified_at = models.DateTimeField(null=True, blank=True)
+    # How the notification went (trading.engine.lifecycle.notify): "claim:<digest>" while a
+    # digest is sending it, then "email", or why it was not sent ("no_email", "short").
+    notified_via = models.CharField(max_length=64, blank=True, default="")
     resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

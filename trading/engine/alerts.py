@@ -10,11 +10,12 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
+from copytrade.lib import clock
 from trading.models import Alert, AlertKind
 
 logger = logging.getLogger("trading.engine.alerts")
 
-__all__ = ["AlertKind", "raise_alert", "resolve_unknown"]
+__all__ = ["AlertKind", "daily_loss_reached", "raise_alert", "resolve_unknown"]
 
 _ERRORS = {AlertKind.UNKNOWN_ORDER, AlertKind.FEED_LOST}
 
@@ -63,3 +64,38 @@ def resolve_unknown(copy_trade_ids: Sequence[int], at: datetime) -> int:
         kind=AlertKind.UNKNOWN_ORDER,
         resolved_at__isnull=True,
     ).update(resolved_at=at)
+
+
+DAILY_LOSS_MESSAGE = (
+    "Daily-loss limit reached: {pnl} today against a limit of {limit}; its entries are "
+    "skipped for the rest of the day (exits still go)."
+)
+
+
+def daily_loss_reached(
+    *, master_id: int, reached: dict[int, tuple[object, object]], at: datetime
+) -> list[int]:
+    """A DAILY_LOSS alert for each follower (id -> (today's P&L, limit)) that has none yet
+    this IST trading day (call inside the decision's transaction). Returns the followers
+    alerted now."""
+    if not reached:
+        return []
+    day_start = datetime.combine(clock.today_ist(), datetime.min.time(), tzinfo=clock.IST)
+    already = set(
+        Alert.objects.filter(
+            kind=AlertKind.DAILY_LOSS, follower_id__in=list(reached), created_at__gte=day_start
+        ).values_list("follower_id", flat=True)
+    )
+    alerted = []
+    for follower_id, (pnl, limit) in sorted(reached.items()):
+        if follower_id in already:
+            continue
+        raise_alert(
+            kind=AlertKind.DAILY_LOSS,
+            master_id=master_id,
+            follower_id=follower_id,
+            message=DAILY_LOSS_MESSAGE.format(pnl=pnl, limit=limit),
+            at=at,
+        )
+        alerted.append(follower_id)
+    return alerted

@@ -811,9 +811,31 @@ def plan_event(
                     trigger=order.trigger_price,
                 )
     recorded = plan.save()
+    _alert_daily_loss(plan, followers)
     pending = len(recorded.pending_ids)
     note = f"{len(plan.rows)} copy trades for {len(followers)} followers, {pending} to send"
     return recorded, EventOutcome.COPIED, note
+
+
+def _alert_daily_loss(plan: Plan, followers: list[FollowerState]) -> None:
+    """Followers whose entry was skipped for the daily loss: their master is told, once per
+    follower per day (`alerts.daily_loss_reached`)."""
+    skipped = {
+        row["follower_id"] for row in plan.rows if row["reason_code"] == Reason.MAX_DAILY_LOSS
+    }
+    if not skipped:
+        return
+    from trading.engine import alerts
+
+    alerts.daily_loss_reached(
+        master_id=plan.order.master_id,
+        reached={
+            f.view.id: (f.view.daily_pnl, f.view.max_daily_loss)
+            for f in followers
+            if f.view.id in skipped
+        },
+        at=plan.now,
+    )
 
 
 # --- The transaction ---------------------------------------------------------------------------

@@ -11,4 +11,5 @@ from trading.engine.lifecycle import (
     feedloss,  # noqa: F401  (feed loss, missed-exit proposals)
     logins,  # noqa: F401  (sessions through the day)
     mirror,  # noqa: F401  (linked orders, modify and cancel mirroring)
+    notify,  # noqa: F401  (alert digest emails)
 )
