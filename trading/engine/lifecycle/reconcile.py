@@ -1,0 +1,485 @@
+"""Reconciliation (issue 5, item 7): each follower's copied positions against the master's.
+
+A periodic copier job (`reconcile_job`, every ``COPIER_RECONCILE_SECONDS``) compares, per
+active follower and instrument x product:
+
+* the master's net position (`MasterPosition`, its broker book plus its manual book),
+  scaled by the follower's sizing rules (`expected_position`: ``size_entry`` of the whole
+  position, whole lots, capped at ``max_quantity``);
+* the follower's copied position (`PositionLedger`, detached rows left out);
+* what the follower's broker account holds (its position book, one request per account
+  within the request budget; unknown when there is no session or no budget).
+
+A difference is a **drift** (`PositionDrift`): stored for the dashboard, alerted once
+(``DRIFT``), updated while it lasts and resolved when it clears. Positions with a copy still
+working (or changed while the broker's book was being read) are left for the next pass: they
+are moving, not drifting.
+
+The master's policy (`Master.reconcile_policy`):
+
+* ``report`` (default): nothing else.
+* ``close``: a copied position the master no longer holds (flat, or on the other side) is
+  closed — exactly what the follower still holds of it at the broker, never more than the
+  ledger holds (the claim checks the ledger again), never anything the follower already
+  closed by hand (that part is reported as ``closed_by_hand`` and left alone), and nothing is
+  ever opened or re-opened. Without a broker reading nothing is closed (a hand close could not
+  be told apart). One close per drift: if it does not clear the drift (a rejection), the drift
+  stays reported and is not retried by itself. A position the master still holds but smaller
+  or larger than the follower's (rounding, caps, skipped entries, a missed partial exit) is
+  reported only: missed exits are proposed for review (`feedloss`), rounding is the rule.
+
+The close is a MARKET exit copy under a manual master order ``RECONCILE-…`` (it records the
+decision and never moves the master's books), written with `exits.add_exit_copies` and sent
+by the copier on the normal path.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from accounts.models import Follower, Master
+from copytrade.lib import clock
+from copytrade.lib.sizing import size_entry
+from trading.brokers.aliceblue import budget as persisted_budget
+from trading.brokers.aliceblue.errors import BrokerError
+from trading.brokers.aliceblue.types import Position
+from trading.engine import decide, jobs
+from trading.engine.alerts import raise_alert
+from trading.engine.lifecycle.exits import add_exit_copies
+from trading.models import (
+    Alert,
+    AlertKind,
+    Complexity,
+    CopyTrade,
+    EventKind,
+    EventSource,
+    MasterOrder,
+    MasterOrderEvent,
+    MasterPosition,
+    PositionDrift,
+    PositionLedger,
+    Validity,
+)
+
+if TYPE_CHECKING:
+    from trading.engine.runner import Copier
+
+logger = logging.getLogger("trading.engine.lifecycle")
+
+RECONCILE_PREFIX = "RECONCILE-"
+#: A position whose copies changed after (or this soon before) the broker's book was read
+#: is moving: compared next time.
+SETTLE = timedelta(seconds=0)
+#: Requests kept back for the pollers and sends: below this, the broker's book is not read.
+MIN_BUDGET = 20
+
+DRIFT_MESSAGE = (
+    "{follower}: {symbol} ({product}) copied {ledger:+d}, expected {expected:+d} for your "
+    "{master:+d}{broker}.{hand}"
+)
+HAND_NOTE = " The follower closed {qty} by hand: never re-opened."
+CLOSE_NOTE = "Closing {qty}: you no longer hold it (policy: close)."
+CLOSE_DONE_NOTE = "The close did not clear it; it is not retried by itself."
+CLOSE_OUTCOME = "Reconciliation closes {follower}'s {qty} {symbol}: the master no longer holds it."
+
+
+Key = tuple[str, str, str]  # exchange, token, product
+
+
+# --- Pure ------------------------------------------------------------------------------------
+def _sign(value: int) -> int:
+    return (value > 0) - (value < 0)
+
+
+def expected_position(
+    master_net: int, *, multiplier: Decimal, lot_size: int, max_quantity: int
+) -> int:
+    """The master's net position scaled by the follower's sizing rules (signed)."""
+    if master_net == 0:
+        return 0
+    sized = size_entry(
+        abs(master_net), multiplier, lot_size=max(lot_size, 1), max_quantity=max_quantity
+    )
+    return _sign(master_net) * sized.quantity
+
+
+@dataclass(frozen=True)
+class Comparison:
+    master_net: int
+    expected: int
+    ledger_net: int
+    broker_net: int | None
+    closed_by_hand: int
+    to_close: int
+
+    @property
+    def drift(self) -> bool:
+        return self.ledger_net != self.expected or self.closed_by_hand > 0
+
+
+def compare(
+    *, master_net: int, expected: int, ledger_net: int, broker_net: int | None
+) -> Comparison:
+    """Compare one position (pure). ``to_close`` is what the close policy may close: the
+    copied position the master no longer holds, as far as the broker still holds it."""
+    held: int | None = None
+    closed_by_hand = 0
+    if broker_net is not None and ledger_net:
+        held = max(broker_net * _sign(ledger_net), 0)
+        closed_by_hand = max(abs(ledger_net) - held, 0)
+    no_longer_held = ledger_net != 0 and _sign(master_net) != _sign(ledger_net)
+    to_close = min(abs(ledger_net), held) if no_longer_held and held is not None else 0
+    return Comparison(master_net, expected, ledger_net, broker_net, closed_by_hand, to_close)
+
+
+# --- What to read from the broker ----------------------------------------------------------
+def accounts_to_read() -> list[int]:
+    """Broker accounts of active followers with something to compare (a copied position, a
+    master position, or an open drift)."""
+    masters_holding = set(
+        MasterPosition.objects.exclude(net_quantity=0).values_list("master_id", flat=True)
+    )
+    followers = set(
+        PositionLedger.objects.filter(detached=False)
+        .exclude(net_quantity=0)
+        .values_list("follower_id", flat=True)
+    )
+    followers |= set(
+        PositionDrift.objects.filter(resolved_at__isnull=True).values_list("follower_id", flat=True)
+    )
+    rows = Follower.objects.filter(
+        Q(pk__in=followers) | Q(master_id__in=masters_holding),
+        is_active=True,
+        deactivating_at__isnull=True,
+    ).values_list("user__broker_account__pk", flat=True)
+    return sorted({pk for pk in rows if pk is not None})
+
+
+def budget_left(account_id: int) -> int:
+    return persisted_budget.remaining(account_id)
+
+
+# --- The comparison and its records ------------------------------------------------------------
+@dataclass
+class Reconciled:
+    compared: int = 0
+    drifts: list[int] = field(default_factory=list)
+    alerted: list[int] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)
+    pending_ids: list[int] = field(default_factory=list)
+
+
+def _broker_net(positions: list[Position] | None, key: Key, symbol: str) -> int | None:
+    if positions is None:
+        return None
+    exchange, token, product = key
+    total = 0
+    for p in positions:
+        if p.product is None or p.product.value != product or p.exchange != exchange:
+            continue
+        if (token and p.token == token) or (not token and p.trading_symbol == symbol):
+            total += p.net_quantity
+    return total
+
+
+def _moving(follower_id: int, key: Key, since: datetime) -> bool:
+    exchange, token, product = key
+    rows = CopyTrade.objects.filter(
+        follower_id=follower_id, exchange=exchange, token=token, product=product
+    )
+    working = rows.filter(status__in=decide.IN_FLIGHT, broker_final=False)
+    return working.exists() or rows.filter(updated_at__gte=since).exists()
+
+
+def reconcile_all(
+    broker: dict[int, list[Position]], *, read_at: datetime, now: datetime
+) -> Reconciled:
+    """Compare every active follower's copied positions with its master's (DB thread)."""
+    result = Reconciled()
+    for master in Master.objects.filter(followers__is_active=True).distinct().order_by("pk"):
+        _reconcile_master(master, broker, read_at=read_at, now=now, result=result)
+    return result
+
+
+def _reconcile_master(
+    master: Master,
+    broker: dict[int, list[Position]],
+    *,
+    read_at: datetime,
+    now: datetime,
+    result: Reconciled,
+) -> None:
+    master_net: dict[Key, int] = defaultdict(int)
+    symbols: dict[Key, str] = {}
+    for exchange, token, product, symbol, net in MasterPosition.objects.filter(
+        master=master
+    ).values_list("exchange", "token", "product", "trading_symbol", "net_quantity"):
+        master_net[(exchange, token, product)] += net
+        symbols[(exchange, token, product)] = symbol
+    followers = list(
+        Follower.objects.filter(master=master, is_active=True, deactivating_at__isnull=True)
+        .select_related("user__broker_account")
+        .order_by("pk")
+    )
+    for follower in followers:
+        ledger: dict[Key, int] = {}
+        for exchange, token, product, symbol, net in PositionLedger.objects.filter(
+            master=master, follower=follower, detached=False
+        ).values_list("exchange", "token", "product", "trading_symbol", "net_quantity"):
+            ledger[(exchange, token, product)] = net
+            symbols.setdefault((exchange, token, product), symbol)
+        open_drifts = {
+            (d.exchange, d.token, d.product): d
+            for d in PositionDrift.objects.filter(
+                master=master, follower=follower, resolved_at__isnull=True
+            )
+        }
+        for d in open_drifts.values():
+            symbols.setdefault((d.exchange, d.token, d.product), d.trading_symbol)
+        keys = {k for k, v in master_net.items() if v} | {k for k, v in ledger.items() if v}
+        keys |= set(open_drifts)
+        account = getattr(follower.user, "broker_account", None)
+        positions = broker.get(account.pk) if account is not None else None
+        for key in sorted(keys):
+            if _moving(follower.pk, key, read_at - SETTLE):
+                continue
+            result.compared += 1
+            symbol = symbols.get(key, "")
+            instrument = decide.instrument_for(key[0], key[1], symbol)
+            lot = instrument.lot_size if instrument is not None else 1
+            comparison = compare(
+                master_net=master_net.get(key, 0),
+                expected=expected_position(
+                    master_net.get(key, 0),
+                    multiplier=follower.lot_multiplier,
+                    lot_size=lot,
+                    max_quantity=follower.max_quantity,
+                ),
+                ledger_net=ledger.get(key, 0),
+                broker_net=_broker_net(positions, key, symbol),
+            )
+            try:
+                with transaction.atomic():
+                    _record(
+                        master,
+                        follower,
+                        key,
+                        symbol,
+                        comparison,
+                        open_drifts.get(key),
+                        lot=lot,
+                        freeze=instrument.freeze_quantity if instrument is not None else None,
+                        now=now,
+                        result=result,
+                    )
+            except IntegrityError:
+                # another copier recorded this drift first: it is compared again next time
+                logger.info("drift recorded concurrently", extra={"ctx": {"key": key}})
+
+
+def _drift_message(follower: Follower, symbol: str, key: Key, c: Comparison) -> str:
+    broker = "" if c.broker_net is None else f"; the broker holds {c.broker_net:+d}"
+    hand = HAND_NOTE.format(qty=c.closed_by_hand) if c.closed_by_hand else ""
+    return DRIFT_MESSAGE.format(
+        follower=follower.display_name,
+        symbol=symbol,
+        product=key[2],
+        ledger=c.ledger_net,
+        expected=c.expected,
+        master=c.master_net,
+        broker=broker,
+        hand=hand,
+    )
+
+
+def _record(
+    master: Master,
+    follower: Follower,
+    key: Key,
+    symbol: str,
+    c: Comparison,
+    drift: PositionDrift | None,
+    *,
+    lot: int,
+    freeze: int | None,
+    now: datetime,
+    result: Reconciled,
+) -> None:
+    if not c.drift:
+        if drift is not None:
+            PositionDrift.objects.filter(pk=drift.pk, resolved_at__isnull=True).update(
+                resolved_at=now, last_seen_at=now, status=PositionDrift.Status.RESOLVED
+            )
+            if drift.alert_id is not None:
+                Alert.objects.filter(pk=drift.alert_id, resolved_at__isnull=True).update(
+                    resolved_at=now
+                )
+            result.resolved.append(drift.pk)
+        return
+    values: dict[str, Any] = {
+        "master_net": c.master_net,
+        "expected": c.expected,
+        "ledger_net": c.ledger_net,
+        "broker_net": c.broker_net,
+        "closed_by_hand": c.closed_by_hand,
+        "to_close": c.to_close,
+        "last_seen_at": now,
+    }
+    text = _drift_message(follower, symbol, key, c)
+    if drift is None:
+        drift = PositionDrift.objects.create(
+            master=master,
+            follower=follower,
+            exchange=key[0],
+            token=key[1],
+            trading_symbol=symbol,
+            product=key[2],
+            first_seen_at=now,
+            note=text[:300],
+            **values,
+        )
+        alert = raise_alert(
+            kind=AlertKind.DRIFT,
+            master_id=master.pk,
+            follower_id=follower.pk,
+            message=text,
+            at=now,
+        )
+        PositionDrift.objects.filter(pk=drift.pk).update(alert=alert)
+        result.alerted.append(drift.pk)
+    else:
+        values["note"] = text[:300]
+        if drift.close_event_id is not None:
+            values["status"] = PositionDrift.Status.OPEN
+            if c.to_close > 0:
+                values["note"] = f"{text} {CLOSE_DONE_NOTE}"[:300]
+        PositionDrift.objects.filter(pk=drift.pk).update(**values)
+    result.drifts.append(drift.pk)
+    if (
+        master.reconcile_policy == Master.ReconcilePolicy.CLOSE
+        and c.to_close > 0
+        and drift.close_event_id is None
+    ):
+        result.pending_ids += _close(master, follower, key, symbol, c, drift, lot, freeze, now)
+
+
+def _close(
+    master: Master,
+    follower: Follower,
+    key: Key,
+    symbol: str,
+    c: Comparison,
+    drift: PositionDrift,
+    lot: int,
+    freeze: int | None,
+    now: datetime,
+) -> list[int]:
+    side = "SELL" if c.ledger_net > 0 else "BUY"
+    outcome = CLOSE_OUTCOME.format(follower=follower.display_name, qty=c.to_close, symbol=symbol)
+    order = MasterOrder(
+        master=master,
+        broker_order_id=f"{RECONCILE_PREFIX}{uuid.uuid4().hex[:16].upper()}",
+        manual=True,
+        exchange=key[0],
+        token=key[1],
+        trading_symbol=symbol,
+        side=side,
+        quantity=c.to_close,
+        order_type="MARKET",
+        product=key[2],
+        complexity=Complexity.REGULAR,
+        validity=Validity.DAY,
+        broker_status="reconcile",
+        status="OPEN",
+        accepted_at=now,
+        first_seen_at=now,
+    )
+    order.save(force_insert=True)
+    event = MasterOrderEvent.objects.create(
+        master_order=order,
+        kind=EventKind.ACCEPTED,
+        source=EventSource.MANUAL,
+        broker_time=now,
+        received_at=now,
+        quantity=c.to_close,
+        broker_status="reconcile",
+        outcome="copied",
+        outcome_note=outcome[:300],
+    )
+    note = (
+        f"reconciliation: copied {c.ledger_net:+d}, you hold {c.master_net:+d}, "
+        f"the broker holds {c.broker_net:+d} → close {c.to_close}"
+    )
+    ids = add_exit_copies(
+        event=event,
+        follower=follower,
+        key={"exchange": key[0], "token": key[1], "product": key[2]},
+        trading_symbol=symbol,
+        side=side,
+        quantity=c.to_close,
+        master_quantity=c.to_close,
+        lot_size=lot,
+        freeze=freeze,
+        note=note,
+        now=now,
+        manual=True,
+    )
+    PositionDrift.objects.filter(pk=drift.pk).update(
+        status=PositionDrift.Status.CLOSING,
+        close_event=event,
+        note=(f"{drift.note} " if drift.note else "") + CLOSE_NOTE.format(qty=c.to_close),
+    )
+    return ids
+
+
+# --- The copier's job ----------------------------------------------------------------------
+async def read_positions(copier: Copier, account_ids: list[int]) -> dict[int, list[Position]]:
+    """Each account's broker positions, where it has a session and budget to spare."""
+    out: dict[int, list[Position]] = {}
+    for account_id in account_ids:
+        client = copier._client(account_id)
+        if client is None:
+            continue
+        if await copier.db(budget_left, account_id) < MIN_BUDGET:
+            continue
+        try:
+            out[account_id] = await client.positions()
+        except BrokerError as exc:
+            logger.warning(
+                "positions not read for reconciliation",
+                extra={"ctx": {"account": account_id, "error": str(exc)[:200]}},
+            )
+    return out
+
+
+@jobs.periodic("reconcile", every=lambda config: config.reconcile, in_tick=False)
+async def reconcile_job(copier: Copier) -> Reconciled:
+    """Compare, record drift, close what the policy closes, and send those closes."""
+    accounts = await copier.db(accounts_to_read)
+    read_at = clock.now()
+    broker = await read_positions(copier, accounts)
+    result = await copier.db(reconcile_all, broker, read_at=read_at, now=clock.now())
+    copier._dispatch(result.pending_ids)
+    if result.alerted or result.resolved or result.pending_ids:
+        logger.warning(
+            "reconciliation",
+            extra={
+                "ctx": {
+                    "compared": result.compared,
+                    "drifts": len(result.drifts),
+                    "new": len(result.alerted),
+                    "resolved": len(result.resolved),
+                    "closes": len(result.pending_ids),
+                }
+            },
+        )
+    return result
