@@ -96,6 +96,55 @@ def test_cancel_after_the_follower_already_filled_leaves_it_and_records_the_drif
         assert alert.notified_via == "no_email"
 
 
+def test_a_cancel_that_meets_a_fill_not_tracked_yet_is_a_drift_not_a_failure(make_world):
+    world = make_world({})
+    (follower,) = world.followers
+    world.sbx.set_matching(world.master_client, partial_fill_qty=3)
+    world.tick()
+    master_order = world.place("INFY-EQ", "BUY", 10, order_type="LIMIT", price="1500")
+    # the copier has not seen the follower's fill yet (no follower tracking in these passes)
+    world.tick(2, track_followers=False)
+    (place,) = _rows(follower, CopyTrade.Action.PLACE)
+    assert place.status == Status.SUCCESS and place.filled_quantity == 0
+    assert [o["status"] for o in world.orders_of(follower)] == ["COMPLETE"]
+    world.sbx.cancel_order(world.master_client, master_order["order_no"])
+    world.tick(track_followers=False)
+    # the broker refused the cancel (the order had filled): judged by the order book
+    (cancel,) = _rows(follower, CopyTrade.Action.CANCEL)
+    assert cancel.status == Status.SKIPPED and cancel.reason_code == Reason.ALREADY_FILLED
+    assert "filled 10 of 10" in cancel.reason and "3 of 10" in cancel.reason
+    assert _statuses(cancel)[-1] == ("SENDING", "SKIPPED")
+    assert Alert.objects.filter(kind=Alert.Kind.DRIFT, follower=follower).count() == 1
+    assert not Alert.objects.filter(kind=Alert.Kind.COPY_FAILED).exists()
+    world.tick()  # the fill is tracked: the ledger follows the follower's order
+    assert PositionLedger.objects.get(follower=follower).net_quantity == 10
+    assert world.net_of(follower, "INFY-EQ") == 10
+
+
+def test_an_ambiguous_modify_and_cancel_are_judged_by_the_order_book(make_world):
+    world = make_world({})
+    (follower,) = world.followers
+    world.tick()
+    master_order = world.place("INFY-EQ", "BUY", 5, order_type="LIMIT", price="1400")
+    world.tick(2)
+    # the follower's broker applies each change, then drops the connection without answering
+    world.sbx.set_faults(world.client_of(follower), order_timeout_rate=1.0, timeout_hold_ms=2500)
+    world.sbx.modify_order(world.master_client, master_order["order_no"], price="1410")
+    world.tick()
+    (modify,) = _rows(follower, CopyTrade.Action.MODIFY)
+    assert modify.status == Status.SUCCESS and "confirmed in the order book" in modify.reason
+    (order,) = world.orders_of(follower)
+    assert Decimal(order["price"]) == Decimal("1410")
+    world.sbx.cancel_order(world.master_client, master_order["order_no"])
+    world.tick()
+    world.sbx.clear_faults(world.client_of(follower))
+    (cancel,) = _rows(follower, CopyTrade.Action.CANCEL)
+    assert cancel.status == Status.SUCCESS and "confirmed in the order book" in cancel.reason
+    (order,) = world.orders_of(follower)
+    assert order["status"] == "CANCELLED"
+    assert not Alert.objects.exists()
+
+
 def test_a_copy_not_sent_yet_is_cancelled_in_the_database_and_never_sent(make_world):
     world = make_world({})
     (follower,) = world.followers

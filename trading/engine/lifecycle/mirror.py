@@ -52,6 +52,7 @@ from django.db.models import F
 from accounts.models import BrokerAccount, Follower, Master
 from copytrade.lib import calendar
 from copytrade.lib.sizing import size_entry, size_exit, split_legs, split_reversal
+from trading.brokers.aliceblue.errors import Rejected
 from trading.brokers.aliceblue.types import (
     ModifyRequest,
     OrderAck,
@@ -733,31 +734,56 @@ def modify_request(c: Claimed) -> ModifyRequest:
     )
 
 
+class OrderClosed(Exception):
+    """The broker refused the change because the follower's order is no longer open (it
+    filled, or was rejected, just before): the send is judged by the order book
+    (`resolve_action`), not recorded as a failure."""
+
+
 def _order_id(c: Claimed) -> str:
     if not c.linked_broker_order_id:
         raise ValueError("the linked follower order has no broker order id")
     return c.linked_broker_order_id
 
 
+def _closed(c: Claimed, rows: list[OrderRow], refusal: Rejected) -> Exception:
+    row = _linked_row(c, rows)
+    if row is not None and row.status in (OrderStatus.COMPLETE, OrderStatus.REJECTED):
+        return OrderClosed(str(refusal))
+    return refusal
+
+
 async def send_modify(client: Any, c: Claimed) -> OrderAck:
     _order_id(c)
-    ack: OrderAck = await client.modify_order(modify_request(c))
+    try:
+        ack: OrderAck = await client.modify_order(modify_request(c))
+    except Rejected as exc:
+        raise _closed(c, await client.order_book(), exc) from exc
     return ack
 
 
 async def send_cancel(client: Any, c: Claimed) -> OrderAck:
-    ack: OrderAck = await client.cancel_order(_order_id(c))
+    try:
+        ack: OrderAck = await client.cancel_order(_order_id(c))
+    except Rejected as exc:
+        raise _closed(c, await client.order_book(), exc) from exc
     return ack
 
 
 def send_modify_sync(client: Any, c: Claimed) -> OrderAck:
     _order_id(c)
-    ack: OrderAck = client.modify_order(modify_request(c))
+    try:
+        ack: OrderAck = client.modify_order(modify_request(c))
+    except Rejected as exc:
+        raise _closed(c, client.order_book(), exc) from exc
     return ack
 
 
 def send_cancel_sync(client: Any, c: Claimed) -> OrderAck:
-    ack: OrderAck = client.cancel_order(_order_id(c))
+    try:
+        ack: OrderAck = client.cancel_order(_order_id(c))
+    except Rejected as exc:
+        raise _closed(c, client.order_book(), exc) from exc
     return ack
 
 
@@ -770,6 +796,14 @@ def after_outcome(o: Outcome, was: str, now: datetime) -> None:
         return
     linked = CopyTrade.objects.filter(pk=c.linked_id).first()
     if linked is None:
+        return
+    if o.status == Status.SKIPPED and o.reason == Reason.ALREADY_FILLED:
+        order = MasterOrder.objects.get(events__pk=linked.event_id)
+        if o.found is not None:
+            linked.filled_quantity = max(linked.filled_quantity, tracker.filled_of(o.found))
+        what = "cancelled" if c.action == Action.CANCEL else "modified"
+        text = _drift(linked, order, what=what, at=now)
+        CopyTrade.objects.filter(pk=c.id).update(broker_final=True, reason=text)
         return
     if o.status == Status.SUCCESS:
         # a MODIFY/CANCEL row has no broker order of its own to track
@@ -798,9 +832,7 @@ def resolve_action(
     c: Claimed, rows: list[OrderRow], *, now: datetime, sent_at: datetime | None
 ) -> Outcome | None:
     """Judge an ambiguous MODIFY/CANCEL by its linked order in the follower's order book."""
-    row = next((r for r in rows if r.broker_order_id == c.linked_broker_order_id), None)
-    if row is None and c.linked_tag:
-        row = next((r for r in rows if tags.same_tag(r.tag, c.linked_tag)), None)
+    row = _linked_row(c, rows)
     if row is None:
         return None
     if c.action == Action.CANCEL:
@@ -819,21 +851,23 @@ def resolve_action(
             found=row,
             text=f"confirmed in the order book after an ambiguous {c.action}",
         )
-    if row.status in (OrderStatus.COMPLETE, OrderStatus.REJECTED):
-        return Outcome(
-            c,
-            Status.FAILED,
-            Reason.BROKER_REJECTED,
-            message(
-                Reason.BROKER_REJECTED,
-                message=f"the follower's order is {row.raw_status or row.status.value}",
-            ),
-            broker_order_id=row.broker_order_id,
-            sent_at=sent_at,
-            acknowledged_at=now,
-            found=row,
-        )
+    if row.status == OrderStatus.COMPLETE:
+        # it filled before the change reached it: left alone, the mismatch recorded (the
+        # message with the master's side is written by `after_outcome`, in the DB thread)
+        text = f"The follower's copy {c.linked_tag} filled before the {c.action} reached it."
+        return Outcome(c, Status.SKIPPED, Reason.ALREADY_FILLED, text, sent_at=sent_at, found=row)
+    if row.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
+        reason = Reason.NOTHING_TO_CANCEL if c.action == Action.CANCEL else Reason.NOTHING_TO_MODIFY
+        text = message(reason, detail=f"the follower's order is {row.raw_status or row.status}")
+        return Outcome(c, Status.SKIPPED, reason, text, sent_at=sent_at, found=row)
     return None
+
+
+def _linked_row(c: Claimed, rows: list[OrderRow]) -> OrderRow | None:
+    row = next((r for r in rows if r.broker_order_id == c.linked_broker_order_id), None)
+    if row is None and c.linked_tag:
+        row = next((r for r in rows if tags.same_tag(r.tag, c.linked_tag)), None)
+    return row
 
 
 # --- Registration -----------------------------------------------------------------------------
