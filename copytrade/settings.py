@@ -292,8 +292,11 @@ ALICEBLUE_ANT_ORDER_WS_URL = env_str("ALICEBLUE_ANT_ORDER_WS_URL") or _defaults[
 # sandbox's own vendor app (see `manage.py sandbox_account show`).
 ALICEBLUE_APP_CODE = env_str("ALICEBLUE_APP_CODE") or ""
 ALICEBLUE_API_SECRET = env_str("ALICEBLUE_API_SECRET") or ""
+# Default: this machine's web process (`make run` on WEB_PORT), so a development run on another
+# port still gets the broker's sign-in answer.
 ALICEBLUE_REDIRECT_URL = (
-    env_str("ALICEBLUE_REDIRECT_URL") or "http://127.0.0.1:8000/broker/callback/"
+    env_str("ALICEBLUE_REDIRECT_URL")
+    or f"http://127.0.0.1:{env_int('WEB_PORT', 8000, minimum=1)}/broker/callback/"
 )
 ALICEBLUE_CONNECT_TIMEOUT = env_int("ALICEBLUE_CONNECT_TIMEOUT_MS", 3000, minimum=100) / 1000
 ALICEBLUE_READ_TIMEOUT = env_int("ALICEBLUE_READ_TIMEOUT_MS", 7000, minimum=100) / 1000
