@@ -6,6 +6,8 @@ no DEBUG, HTTPS-only cookies, HSTS. `.env.example` lists every variable.
 
 from __future__ import annotations
 
+from datetime import time as _time
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -16,6 +18,7 @@ from copytrade.lib import devsecrets
 from copytrade.lib.env import (
     env_bool,
     env_choice,
+    env_decimal,
     env_int,
     env_list,
     env_required,
@@ -328,6 +331,14 @@ COPIER_LOAD_CONTRACTS = env_bool("COPIER_LOAD_CONTRACTS", True)
 # Treat every exchange as open all day, every day (the sandbox and tests; never in production
 # trading). copytrade.lib.calendar.round_the_clock_from_settings() reads it.
 TRADING_ROUND_THE_CLOCK = env_bool("TRADING_ROUND_THE_CLOCK", False)
+# Readiness: the copier checks every master's followers once per trading day at this IST time
+# (HH:MM, before market open); a follower with at most this much available cash (INR) is
+# listed as short of funds.
+try:
+    READINESS_AT = _time.fromisoformat(env_str("READINESS_AT") or "08:45")
+except ValueError as exc:
+    raise ImproperlyConfigured("READINESS_AT must be an IST time as HH:MM, e.g. 08:45") from exc
+READINESS_MIN_FUNDS = env_decimal("READINESS_MIN_FUNDS", Decimal("0"))
 
 # --- Logging: structured lines, secrets masked -----------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL") or "INFO"

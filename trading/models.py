@@ -863,6 +863,92 @@ class PositionDrift(models.Model):
         )
 
 
+# --- Readiness: who would not receive copies today ----------------------------------------------
+class ReadinessSource(models.TextChoices):
+    SCHEDULED = "scheduled", "Before market open"
+    ON_DEMAND = "on_demand", "On demand"
+
+
+class ReadinessReason(models.TextChoices):
+    """Why a follower would not receive (some) copies today, in the order they are listed."""
+
+    NO_ACCOUNT = "no_account", "No AliceBlue account"
+    NEEDS_LOGIN = "needs_login", "Needs today's login"
+    PAUSED = "paused", "Paused"
+    DAILY_LOSS = "daily_loss", "Daily loss limit reached"
+    SHORT_OF_FUNDS = "short_of_funds", "Short of funds"
+    PUSH_NOT_ENABLED = "push_not_enabled", "Order push not enabled"
+    INSTRUMENT_DATA = "instrument_data", "Instrument data missing"
+
+
+class ReadinessReport(models.Model):
+    """One readiness check of a master's followers (`python manage.py readiness`, or the
+    copier before market open): every follower that would not receive copies today, and why
+    (`items`). The master dashboard shows the latest."""
+
+    Source = ReadinessSource
+
+    master = models.ForeignKey(Master, on_delete=models.CASCADE, related_name="readiness_reports")
+    trading_day = models.DateField()
+    source = models.CharField(max_length=16, choices=ReadinessSource.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    followers_checked = models.PositiveIntegerField(default=0)
+    followers_blocked = models.PositiveIntegerField(default=0)
+    #: What could not be checked (e.g. funds, when the request budget was low).
+    note = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            _choices_check("source", ReadinessSource, "readiness_source_valid"),
+            # the copier's check runs once per master and trading day
+            models.UniqueConstraint(
+                fields=["master", "trading_day"],
+                condition=Q(source="scheduled"),
+                name="readiness_scheduled_once_a_day",
+            ),
+        ]
+        indexes = [
+            # the master dashboard: the latest report
+            models.Index(fields=["master", "-created_at"], name="readiness_master_latest"),
+        ]
+
+    def __str__(self) -> str:
+        if not self.followers_checked:
+            return "No active followers to check."
+        if not self.followers_blocked:
+            return f"All {self.followers_checked} followers are ready to receive copies today."
+        return (
+            f"{self.followers_blocked} of {self.followers_checked} followers would not receive "
+            "(some) copies today."
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self.followers_blocked == 0
+
+
+class ReadinessItem(models.Model):
+    """One reason one follower would not receive (some) copies today."""
+
+    Reason = ReadinessReason
+
+    report = models.ForeignKey(ReadinessReport, on_delete=models.CASCADE, related_name="items")
+    follower = models.ForeignKey(Follower, on_delete=models.CASCADE, related_name="readiness_items")
+    reason = models.CharField(max_length=24, choices=ReadinessReason.choices)
+    detail = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            _choices_check("reason", ReadinessReason, "readiness_item_reason_valid"),
+            models.UniqueConstraint(
+                fields=["report", "follower", "reason"], name="readiness_item_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.follower_id}: {self.reason}"
+
+
 # --- Audit trail of people's actions ------------------------------------------------------------
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def update(self, **kwargs: object) -> int:

@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, Follower, Master, User
@@ -25,6 +25,8 @@ from trading.models import (
     FollowerBoard,
     MasterFeed,
     MasterOrder,
+    ReadinessItem,
+    ReadinessReport,
 )
 
 IST = clock.IST
@@ -507,17 +509,6 @@ def today_stats_for_follower(follower_id: int, *, now: datetime | None = None) -
 
 
 # --- The master dashboard ----------------------------------------------------------------------
-def _engine_model(name: str) -> Any:
-    """A model the copy engine's lifecycle issue adds (the readiness result), or None before
-    it is installed."""
-    from django.apps import apps
-
-    try:
-        return apps.get_model("trading", name)
-    except LookupError:
-        return None
-
-
 @dataclass(frozen=True)
 class FollowerLine:
     follower: Follower
@@ -730,14 +721,20 @@ def master_account_session(master: Master) -> tuple[Any, SessionView]:
     )
 
 
-def latest_readiness(master: Master) -> Any:
+def latest_readiness(master: Master) -> ReadinessReport | None:
     """The copy engine's stored readiness result for this master (issue 5), when present.
 
-    INTEGRATION POINT: `python manage.py readiness` stores it; until that lands, None."""
-    model = _engine_model("ReadinessReport")
-    if model is None:
-        return None
-    return model.objects.filter(master=master).order_by("-created_at").first()
+    `python manage.py readiness` and the copier's check before market open store it; its
+    items (follower, reason) come with it, in the order they are listed."""
+    items = ReadinessItem.objects.select_related("follower").order_by(
+        "follower__display_name", "follower_id", "pk"
+    )
+    return (
+        ReadinessReport.objects.filter(master=master)
+        .prefetch_related(Prefetch("items", queryset=items))
+        .order_by("-created_at", "-pk")
+        .first()
+    )
 
 
 # --- Feed loss and reconciliation (trading.engine.lifecycle) ----------------------------------

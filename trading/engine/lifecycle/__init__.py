@@ -12,5 +12,6 @@ from trading.engine.lifecycle import (
     logins,  # noqa: F401  (sessions through the day)
     mirror,  # noqa: F401  (linked orders, modify and cancel mirroring)
     notify,  # noqa: F401  (alert digest emails)
+    readiness,  # noqa: F401  (who would not receive copies today)
     reconcile,  # noqa: F401  (drift, close policy)
 )
