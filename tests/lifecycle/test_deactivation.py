@@ -59,6 +59,11 @@ def test_flatten_exits_reach_the_follower_then_it_is_deactivated(client, make_wo
         ("SBIN-EQ", "SELL", 4, "MARKET"),
     ]
     assert all(e.intent == "exit" and e.status == Status.PENDING for e in exits)
+    listing = client.get(reverse("accounts:follower_list")).content.decode()
+    assert "Being deactivated" in listing
+    detail = client.get(reverse("accounts:follower_detail", args=[leaving.pk])).content.decode()
+    assert "Being deactivated since" in detail
+    assert "INFY-EQ" in client.get(url).content.decode()  # its exit orders, on the page
     flatten = AuditEvent.objects.get(action="follower.flatten")
     assert sorted(flatten.after["exit_copy_trades"]) == sorted(e.pk for e in exits)
     # The flatten's records never move the master's own position books.
