@@ -423,7 +423,7 @@ def _board_page_sql() -> str:
     return (
         "SELECT id, decided_at, exchange, trading_symbol, side, order_type, product, price, "  # noqa: S608 - constants and model table names only
         "average_price, quantity, master_quantity, filled_quantity, status, reason, manual, "
-        f"intent FROM {CopyTrade._meta.db_table} WHERE follower_id = %s "
+        f"intent, action FROM {CopyTrade._meta.db_table} WHERE follower_id = %s "
         "ORDER BY decided_at DESC, id DESC LIMIT %s OFFSET %s"
     )
 
@@ -456,6 +456,7 @@ def board_page(
         reason,
         manual,
         intent,
+        action,
     ) in fetched:
         if isinstance(decided, str):
             decided = datetime.fromisoformat(decided)
@@ -465,6 +466,9 @@ def board_page(
             details.append("manual")
         if intent == CopyTrade.Intent.EXIT:
             details.append("exit")
+        if action != CopyTrade.Action.PLACE:
+            # a change of the follower's order the master's modification or cancel made
+            details.append(action)
         if avg is not None:
             price_text, price_note = _price(avg), "avg"
         elif price is not None:

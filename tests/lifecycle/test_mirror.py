@@ -5,10 +5,15 @@ Against the sandbox over real sockets, through the copier's tick."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from decimal import Decimal
+
+from django.db import connections
 
 from accounts.models import BrokerAccount
 from tests.engine.conftest import account_of, nifty_future
+from trading import selectors
 from trading.brokers import sessions
 from trading.engine.reasons import EventOutcome, Reason
 from trading.models import Alert, CopyTrade, MasterOrderEvent, PositionLedger
@@ -16,6 +21,27 @@ from trading.models import Alert, CopyTrade, MasterOrderEvent, PositionLedger
 Status = CopyTrade.Status
 SUCCESS = "SUCCESS"
 BIG = {"max_order_value": Decimal("900000000"), "max_quantity": 100000}
+
+
+def _closing(predicate):
+    def run():
+        try:
+            return predicate()
+        finally:
+            connections.close_all()
+
+    return run
+
+
+async def _until(predicate, timeout=10.0):
+    """Poll a database predicate from a worker thread while the copier's loops run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await asyncio.to_thread(_closing(predicate))
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
 
 
 def _open(world, follower):
@@ -69,6 +95,9 @@ def test_a_modified_limit_order_and_its_cancellation_reach_every_follower(make_w
         assert place.broker_final and place.filled_quantity == 0
         assert not _open(world, follower)
         assert world.net_of(follower, "INFY-EQ") == 0
+        # the follower's board shows the changes for what they are
+        rows, _, _ = selectors.board_page(follower.pk, page=1, per_page=25, total=3)
+        assert sorted(r.details.rsplit(" · ", 1)[-1] for r in rows) == ["LIMIT", "cancel", "modify"]
     assert not PositionLedger.objects.exclude(net_quantity=0).exists()
 
 
@@ -143,6 +172,46 @@ def test_an_ambiguous_modify_and_cancel_are_judged_by_the_order_book(make_world)
     (order,) = world.orders_of(follower)
     assert order["status"] == "CANCELLED"
     assert not Alert.objects.exists()
+
+
+def test_a_cancel_waits_for_the_copy_still_being_sent_then_cancels_it(make_world):
+    world = make_world({})
+    (follower,) = world.followers
+    world.tick()
+    # the follower's broker takes each order but answers only after the client gave up: the
+    # copy stays SENDING until its tag is found in the order book
+    world.sbx.set_faults(world.client_of(follower), order_timeout_rate=1.0, timeout_hold_ms=2500)
+
+    def place_row(status):
+        return lambda: CopyTrade.objects.filter(
+            follower=follower, action="place", status=status
+        ).first()
+
+    def cancel_row():
+        cancel = CopyTrade.objects.filter(follower=follower, action="cancel").first()
+        return cancel and (cancel, CopyTrade.objects.get(pk=cancel.linked_id).status)
+
+    async def body(copier):
+        order = await asyncio.to_thread(
+            world.place, "INFY-EQ", "BUY", 5, order_type="LIMIT", price="1400"
+        )
+        await _until(place_row(Status.SENDING))
+        await asyncio.to_thread(world.sbx.cancel_order, world.master_client, order["order_no"])
+        _, linked_status = await _until(cancel_row)
+        assert linked_status == Status.SENDING  # decided while the copy was being sent
+        await asyncio.to_thread(world.sbx.clear_faults, world.client_of(follower))
+        return await _until(
+            lambda: CopyTrade.objects.filter(action="cancel", status=Status.SUCCESS).first(),
+            timeout=15,
+        )
+
+    cancel = world.run(body)
+    place = CopyTrade.objects.get(pk=cancel.linked_id)
+    assert place.status == Status.SUCCESS and place.reason.startswith("found by tag")
+    assert cancel.decided_at < place.acknowledged_at <= cancel.sent_at  # waited for the ack
+    assert _statuses(cancel) == [("", "PENDING"), ("PENDING", "SENDING"), ("SENDING", SUCCESS)]
+    (order,) = world.orders_of(follower)
+    assert order["status"] == "CANCELLED"
 
 
 def test_a_copy_not_sent_yet_is_cancelled_in_the_database_and_never_sent(make_world):
