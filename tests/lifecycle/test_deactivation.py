@@ -4,10 +4,13 @@ detach (the positions stay, untracked). Through the master's page and the servic
 
 from __future__ import annotations
 
+import asyncio
+import time
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.urls import reverse
 from django.utils.html import escape
 
@@ -177,3 +180,41 @@ def test_a_rejected_flatten_exit_leaves_it_deactivating_until_flattened_again(ma
     assert world.net_of(follower, "INFY-EQ") == 0 and world.net_of(follower, "SBIN-EQ") == 0
     follower.refresh_from_db()
     assert not follower.is_active
+
+
+def test_the_running_copier_flattens_and_finishes_by_itself(make_world):  # noqa: F811
+    """The copier's own loops (not a test's tick): the sweep sends the flatten's exits, the
+    follower order feed brings their fills, the ``deactivations`` job finishes it."""
+    world = _with_positions(make_world, n=1)
+    (follower,) = world.followers
+
+    def deactivated() -> bool:
+        return not Follower.objects.get(pk=follower.pk).is_active
+
+    async def body(copier):
+        await asyncio.to_thread(
+            _closing(services.deactivate_follower),
+            follower=follower,
+            actor=world.master.user,
+            open_positions="flatten",
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if await asyncio.to_thread(_closing(deactivated)):
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError("the follower was not deactivated in time")
+
+    world.run(body)
+    assert world.net_of(follower, "INFY-EQ") == 0 and world.net_of(follower, "SBIN-EQ") == 0
+    assert _ledger(follower) == {"INFY-EQ": 0, "SBIN-EQ": 0}
+
+
+def _closing(fn):
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return call

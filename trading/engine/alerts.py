@@ -10,6 +10,8 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
+from django.db import connection
+
 from copytrade.lib import clock
 from trading.models import Alert, AlertKind
 
@@ -66,6 +68,7 @@ def resolve_unknown(copy_trade_ids: Sequence[int], at: datetime) -> int:
     ).update(resolved_at=at)
 
 
+_DAILY_LOSS_LOCK = 0x0C7D1055  # the advisory lock namespace of "daily loss alerted"
 DAILY_LOSS_MESSAGE = (
     "Daily-loss limit reached: {pnl} today against a limit of {limit}; its entries are "
     "skipped for the rest of the day (exits still go)."
@@ -81,11 +84,27 @@ def daily_loss_reached(
     if not reached:
         return []
     day_start = datetime.combine(clock.today_ist(), datetime.min.time(), tzinfo=clock.IST)
-    already = set(
-        Alert.objects.filter(
-            kind=AlertKind.DAILY_LOSS, follower_id__in=list(reached), created_at__gte=day_start
-        ).values_list("follower_id", flat=True)
-    )
+
+    def alerted_today() -> set[int]:
+        return set(
+            Alert.objects.filter(
+                kind=AlertKind.DAILY_LOSS, follower_id__in=list(reached), created_at__gte=day_start
+            ).values_list("follower_id", flat=True)
+        )
+
+    already = alerted_today()
+    if set(reached) <= already:
+        return []
+    if connection.vendor == "postgresql":
+        # Two copiers deciding for the same follower at once: one at a time from here (a
+        # transaction-scoped advisory lock, taken after the caller's own row writes, in
+        # follower order); SQLite's IMMEDIATE transactions are serial already.
+        with connection.cursor() as cursor:
+            for follower_id in sorted(set(reached) - already):
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s)", [_DAILY_LOSS_LOCK, follower_id]
+                )
+        already = alerted_today()
     alerted = []
     for follower_id, (pnl, limit) in sorted(reached.items()):
         if follower_id in already:
