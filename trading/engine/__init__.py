@@ -22,7 +22,9 @@ Modules (each a set of small step functions; the copier process is a thin loop o
     faults      named kill points for crash tests (COPIER_CRASH_AT)
     firstrun    the first `make run`: the master linked to a sandbox account, demo followers
     bulk        plain-row multi-row writes for the hot path
-    lifecycle/  issue 5: mirror (linked orders, modify and cancel mirroring), ...
+    lifecycle/  issue 5: mirror (linked orders, modify and cancel mirroring), deactivation
+                (flatten or detach a deactivated follower's positions), notify (the alert
+                digest emails), ...
 
 Seams for the lifecycle engine (issue 5):
 
