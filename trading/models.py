@@ -949,6 +949,34 @@ class ReadinessItem(models.Model):
         return f"{self.follower_id}: {self.reason}"
 
 
+class ReadinessRequest(models.Model):
+    """A master's "check now" on the dashboard: the copier runs the readiness check within
+    seconds (the web process never calls the broker) and links the report it stored."""
+
+    master = models.ForeignKey(Master, on_delete=models.CASCADE, related_name="readiness_requests")
+    requested_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    done_at = models.DateTimeField(null=True, blank=True)
+    report = models.ForeignKey(
+        ReadinessReport, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            # one waiting request per master (a second click adds nothing)
+            models.UniqueConstraint(
+                fields=["master"],
+                condition=Q(done_at__isnull=True),
+                name="readiness_request_one_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"readiness request {self.master_id} at {self.requested_at:%H:%M}"
+
+
 # --- Audit trail of people's actions ------------------------------------------------------------
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def update(self, **kwargs: object) -> int:

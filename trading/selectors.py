@@ -27,6 +27,7 @@ from trading.models import (
     MasterOrder,
     ReadinessItem,
     ReadinessReport,
+    ReadinessRequest,
 )
 
 IST = clock.IST
@@ -780,4 +781,13 @@ def open_drifts(master: Master, *, limit: int = 200) -> list[Any]:
         PositionDrift.objects.filter(master=master, resolved_at__isnull=True)
         .select_related("follower")
         .order_by("first_seen_at", "pk")[:limit]
+    )
+
+
+def readiness_request_waiting(master: Master) -> Any:
+    """The master's "check now" the copier has not run yet (None when there is none)."""
+    return (
+        ReadinessRequest.objects.filter(master=master, done_at__isnull=True)
+        .order_by("-requested_at")
+        .first()
     )

@@ -396,3 +396,33 @@ def set_reconcile_policy(
             )
     master.reconcile_policy = policy
     return POLICY_SAVED[policy]
+
+
+# --- Readiness: "check now" ---------------------------------------------------------------------
+READINESS_REQUESTED = "Readiness check requested: the copier runs it within a few seconds."
+READINESS_WAITING = "A readiness check is already waiting for the copier."
+
+
+def request_readiness_check(
+    *, master: Master, actor: User, request: HttpRequest | None = None
+) -> str:
+    """Ask the copier for a readiness check of the master's followers now (it asks the
+    broker; the web process never does). One waiting request per master. Audited."""
+    from django.db import IntegrityError
+
+    from trading.models import ReadinessRequest
+
+    try:
+        with transaction.atomic():
+            row = ReadinessRequest.objects.create(master=master, requested_by=actor)
+            record_audit(
+                actor=actor,
+                action="readiness.request",
+                target=row,
+                master=master,
+                after={"requested_at": row.requested_at.isoformat()},
+                request=request,
+            )
+    except IntegrityError:
+        return READINESS_WAITING
+    return READINESS_REQUESTED

@@ -34,6 +34,11 @@ urlpatterns = [
         views_lifecycle.master_reconcile_policy,
         name="master_reconcile_policy",
     ),
+    path(
+        "master/readiness/check/",
+        views_lifecycle.master_readiness_check,
+        name="master_readiness_check",
+    ),
     path("board/", views.follower_board, name="follower_board"),
     path("manual/", views_manual.manual_copy, name="manual_copy"),
     # AliceBlue sessions (connect flows); the callback path is ALICEBLUE_REDIRECT_URL.

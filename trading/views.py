@@ -92,6 +92,7 @@ def _master_context(request: HttpRequest, master: Master) -> dict[str, Any]:
         "copier": selectors.copier_status(),
         "feed": selectors.master_feed(master),
         "readiness": selectors.latest_readiness(master),
+        "readiness_waiting": selectors.readiness_request_waiting(master),
         "proposal_groups": selectors.exit_proposal_groups(master),
         "drifts": selectors.open_drifts(master),
         "reconcile_policies": Master.ReconcilePolicy.choices,

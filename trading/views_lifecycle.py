@@ -1,6 +1,7 @@
-"""The master dashboard's lifecycle actions: missed exits after a feed loss (send, dismiss)
-and the reconciliation policy. POST only; each calls one service; HTMX gets the dashboard's
-live part back, a plain form post a redirect with a message (works without JavaScript)."""
+"""The master dashboard's lifecycle actions: missed exits after a feed loss (send, dismiss),
+the reconciliation policy and the readiness "check now". POST only; each calls one service;
+HTMX gets the dashboard's live part back, a plain form post a redirect with a message (works
+without JavaScript)."""
 
 from __future__ import annotations
 
@@ -77,4 +78,15 @@ def master_reconcile_policy(request: HtmxHttpRequest) -> HttpResponse:
     text = services.set_reconcile_policy(
         master=master, policy=form.cleaned_data["policy"], actor=user, request=request
     )
+    return _after_action(request, master, text)
+
+
+@require_POST
+@master_required
+def master_readiness_check(request: HtmxHttpRequest) -> HttpResponse:
+    """ "Check now": the copier runs the readiness check within seconds."""
+    master = _master(request)
+    user = request.user
+    assert isinstance(user, User)
+    text = services.request_readiness_check(master=master, actor=user, request=request)
     return _after_action(request, master, text)

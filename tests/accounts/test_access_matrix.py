@@ -301,6 +301,12 @@ ROUTES = [
     Route("trading:master_exit_proposals_send", masters_only(Status(400)), method="post"),
     Route("trading:master_exit_proposals_dismiss", masters_only(Status(400)), method="post"),
     Route("trading:master_reconcile_policy", masters_only(Status(400)), method="post"),
+    # Readiness "check now": a request the copier fulfils (the web never calls the broker).
+    Route(
+        "trading:master_readiness_check",
+        masters_only(to("trading:master_dashboard")),
+        method="post",
+    ),
     # AliceBlue connect flows (trading.views_broker): an account's session panel is visible to
     # its master and its owner; anyone else gets 404 (ids are not probeable).
     Route("trading:broker_callback", everyone(Status(400), anonymous=LOGIN)),

@@ -21,11 +21,13 @@ from trading.brokers.aliceblue import contracts
 from trading.engine.lifecycle import readiness
 from trading.engine.runner import Copier
 from trading.models import (
+    AuditEvent,
     BrokerSession,
     DailyPnl,
     Instrument,
     ReadinessItem,
     ReadinessReport,
+    ReadinessRequest,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -183,3 +185,31 @@ def test_the_master_dashboard_shows_the_latest_report(crowd, client):
     for reason in (Reason.NEEDS_LOGIN, Reason.PAUSED, Reason.DAILY_LOSS, Reason.SHORT_OF_FUNDS):
         assert f'data-readiness-reason="{reason}"' in html
     assert "Short of funds" in html and "No login" in html
+
+
+CHECK_URL = reverse("trading:master_readiness_check")
+
+
+def test_check_now_asks_the_copier_which_runs_it_and_the_dashboard_shows_it(crowd, client):
+    master_client = login(client, crowd.master.user)
+    assert master_client.get(CHECK_URL).status_code == 405
+    response = master_client.post(CHECK_URL)
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "trading:master_dashboard"
+    )
+    waiting = ReadinessRequest.objects.get(master=crowd.master, done_at__isnull=True)
+    assert AuditEvent.objects.filter(action="readiness.request", master=crowd.master).count() == 1
+    # a second click adds nothing; the web process asked the broker nothing
+    htmx = master_client.post(CHECK_URL, HTTP_HX_REQUEST="true")
+    assert htmx.status_code == 200 and "data-readiness-waiting" in htmx.content.decode()
+    assert ReadinessRequest.objects.filter(master=crowd.master).count() == 1
+    assert not ReadinessReport.objects.exists()
+    page = master_client.get(reverse("trading:master_dashboard")).content.decode()
+    assert "Check requested at" in page and 'id="readiness-check"' not in page
+    crowd.tick()  # the copier's pass runs the waiting check
+    waiting.refresh_from_db()
+    assert waiting.done_at is not None and waiting.report is not None
+    assert waiting.report.source == ReadinessReport.Source.ON_DEMAND
+    assert _reasons(waiting.report)["Broke"] == {Reason.SHORT_OF_FUNDS}
+    page = master_client.get(reverse("trading:master_dashboard")).content.decode()
+    assert "5 of 6 followers would not receive" in page and 'id="readiness-check"' in page

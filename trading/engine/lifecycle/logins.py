@@ -206,24 +206,25 @@ def sweep_alerts(at: datetime) -> tuple[int, int]:
                 resolved_at=at
             )
     raised = 0
+    # followers whose account has no ready session (few), then their copies of today through
+    # the (follower, -decided_at) index: skipped or held for want of a login
+    not_ready = dict(
+        BrokerAccount.objects.filter(owner__follower__is_active=True)
+        .exclude(pk__in=ready_accounts)
+        .values_list("owner__follower__pk", "pk")
+    )
     held = (
         CopyTrade.objects.filter(
-            reason_code=Reason.NEEDS_LOGIN,
+            follower_id__in=list(not_ready),
             decided_at__gte=_day_start(at),
+            reason_code=Reason.NEEDS_LOGIN,
             status__in=(CopyTrade.Status.SKIPPED, CopyTrade.Status.PENDING),
         )
         .values_list("follower_id", flat=True)
         .distinct()
     )
-    for follower_id in held:
-        account_id = (
-            BrokerAccount.objects.filter(owner__follower__pk=follower_id)
-            .values_list("pk", flat=True)
-            .first()
-        )
-        if account_id is None or account_id in ready_accounts:
-            continue
-        owner = owner_of(account_id)
+    for follower_id in list(held):
+        owner = owner_of(not_ready[follower_id])
         if owner is not None and raise_once(owner, COPIES_HELD, at) is not None:
             raised += 1
     return raised, resolved

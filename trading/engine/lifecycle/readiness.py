@@ -4,7 +4,8 @@ not receive (some) copies today, and why.
     report = check(master=master)            # python manage.py readiness [--master USERNAME]
 
 The copier runs the same check once per master and trading day at ``READINESS_AT`` (IST;
-`readiness_before_open`, a periodic job), and the master dashboard shows the latest
+`readiness_before_open`, a periodic job) and when a master clicks "Check now" on the
+dashboard (a `ReadinessRequest`, `readiness_on_request`), and the master dashboard shows the latest
 `ReadinessReport` with its `ReadinessItem`s. Reasons, in the order they are listed:
 
 * no AliceBlue account; **needs today's login** (no ready session for today's IST day);
@@ -52,6 +53,7 @@ from trading.models import (
     ReadinessItem,
     ReadinessReason,
     ReadinessReport,
+    ReadinessRequest,
     ReadinessSource,
 )
 
@@ -374,7 +376,12 @@ def run_at() -> time:
     return value if isinstance(value, time) else time.fromisoformat(str(value))
 
 
-async def run_scheduled(copier: Copier, master_ids: Iterable[int]) -> list[ReadinessReport]:
+async def run_scheduled(
+    copier: Copier,
+    master_ids: Iterable[int],
+    *,
+    source: str = ReadinessSource.SCHEDULED,
+) -> list[ReadinessReport]:
     """The copier's check: its database thread and its clients (sessions it already holds)."""
     out = []
     for master_id in master_ids:
@@ -390,7 +397,7 @@ async def run_scheduled(copier: Copier, master_ids: Iterable[int]) -> list[Readi
                 probes[account_id] = Probe(error=BUDGET_LOW)
             else:
                 probes[account_id] = await aprobe(client, push_state=facts[account_id].push_state)
-        report = await copier.db(store, found, probes, source=ReadinessSource.SCHEDULED, at=now)
+        report = await copier.db(store, found, probes, source=source, at=now)
         if report is not None:
             out.append(report)
             logger.info(
@@ -407,3 +414,28 @@ async def readiness_before_open(copier: Copier) -> None:
     due = await copier.db(masters_due, clock.now())
     if due:
         await run_scheduled(copier, due)
+
+
+# --- "check now" (the master dashboard) -------------------------------------------------------
+def open_requests() -> list[tuple[int, int]]:
+    """(request id, master id) of every waiting "check now", oldest first."""
+    return list(
+        ReadinessRequest.objects.filter(done_at__isnull=True)
+        .order_by("requested_at", "pk")
+        .values_list("pk", "master_id")
+    )
+
+
+def finish_request(request_id: int, report_id: int | None, at: datetime) -> None:
+    ReadinessRequest.objects.filter(pk=request_id, done_at__isnull=True).update(
+        done_at=at, report_id=report_id
+    )
+
+
+@jobs.periodic("readiness_requests", every=3.0)
+async def readiness_on_request(copier: Copier) -> None:
+    """A master asked for a check on the dashboard: run it now (database first: usually
+    there is nothing to do)."""
+    for request_id, master_id in await copier.db(open_requests):
+        reports = await run_scheduled(copier, [master_id], source=ReadinessSource.ON_DEMAND)
+        await copier.db(finish_request, request_id, reports[0].pk if reports else None, clock.now())
