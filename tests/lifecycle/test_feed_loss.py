@@ -4,6 +4,7 @@ proposed for the followers — never the entries — and sending them goes the n
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from django.urls import reverse
 from accounts.models import BrokerAccount
 from copytrade.lib import clock
 from tests.conftest import login
+from tests.engine.test_detection import _closing, _connected, _until
 from trading.brokers import sessions
 from trading.engine.lifecycle import feedloss
 from trading.engine.reasons import Reason
@@ -202,3 +204,46 @@ def test_bad_input_to_the_proposal_actions_is_refused(master_x):
         assert client.get(reverse(name)).status_code == 405
         response = client.post(reverse(name), {"event": 999999})
         assert response.status_code == 302
+
+
+def test_the_running_copier_notices_a_lost_master_session_by_itself(make_world, settings):
+    """The whole loop, nothing marked by hand: AliceBlue ends the master's session, the
+    copier's push/poll see it, the loss is recorded; after the master reconnects, its exit
+    made meanwhile is proposed and its entry is not."""
+    settings.COPIER_STALENESS_SECONDS = 2
+    world = make_world({})
+    (alice,) = world.followers
+    world.tick()
+    world.place("INFY-EQ", "BUY", 10)
+    world.tick(2)
+    assert world.net_of(alice, "INFY-EQ") == 10
+    account = BrokerAccount.objects.get(owner=world.master.user)
+    # an AliceBlue-login master: the copier cannot log it in again by itself
+    BrokerAccount.objects.filter(pk=account.pk).update(login_method="oauth")
+
+    def lost():
+        return MasterFeed.objects.filter(master=world.master, lost_at__isnull=False).exists()
+
+    def proposed():
+        return ExitProposal.objects.filter(master=world.master).exists() and not lost()
+
+    async def body(copier):
+        await _until(_connected(world))
+        await asyncio.to_thread(world.sbx.expire_sessions, world.master_client)
+        await _until(lost, timeout=20)
+        await asyncio.to_thread(world.place, "INFY-EQ", "SELL", 10)
+        await asyncio.to_thread(world.place, "SBIN-EQ", "BUY", 5)
+        await asyncio.sleep(2.3)
+        await asyncio.to_thread(_closing(lambda: _reconnect_master(account)))
+        await _until(proposed, timeout=20)
+
+    world.run(body, poll_fast=0.2, feed_check=0.2, refresh=0.5)
+    (alert,) = Alert.objects.filter(master=world.master, kind="feed_lost")
+    assert alert.resolved_at is not None and "session" in alert.message
+    (proposal,) = ExitProposal.objects.select_related("late_copy").all()
+    assert (proposal.late_copy.trading_symbol, proposal.late_copy.side) == ("INFY-EQ", "SELL")
+    assert proposal.late_copy.quantity == 10 and proposal.follower == alice
+    entry = CopyTrade.objects.get(trading_symbol="SBIN-EQ")
+    assert entry.status == Status.EXPIRED and entry.reason_code == Reason.STALE
+    # nothing reached the follower's account while the master's feed was lost
+    assert [o["side"] for o in world.orders_of(alice)] == ["BUY"]

@@ -13,10 +13,19 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Master
+from copytrade.lib import clock
 from tests.conftest import login
+from trading.brokers.aliceblue import budget
 from trading.engine.lifecycle import reconcile
 from trading.engine.runner import Copier
-from trading.models import Alert, AuditEvent, CopyTrade, PositionDrift, PositionLedger
+from trading.models import (
+    Alert,
+    AuditEvent,
+    CopyTrade,
+    PositionDrift,
+    PositionLedger,
+    RequestBudget,
+)
 
 
 def run_reconciliation(world) -> reconcile.Reconciled:
@@ -188,3 +197,32 @@ def test_bad_input_to_the_policy_form_is_refused(master_x):
     assert response.status_code == 200 and 'id="drift"' in response.content.decode()
     master_x.refresh_from_db()
     assert master_x.reconcile_policy == "close"
+
+
+def test_without_budget_for_the_brokers_book_nothing_is_closed_blind(make_world, settings):
+    settings.COPIER_STALENESS_SECONDS = 2
+    world = make_world({})
+    (alice,) = world.followers
+    Master.objects.filter(pk=world.master.pk).update(reconcile_policy="close")
+    world.tick()
+    world.place("INFY-EQ", "BUY", 10)
+    world.tick(2)
+    world.place("INFY-EQ", "SELL", 10)
+    time.sleep(2.3)
+    world.tick()  # found late: not copied, the follower still holds 10
+    account = alice.user.broker_account
+    window = budget.window_start(clock.now())
+    RequestBudget.objects.update_or_create(
+        account=account, window_start=window, defaults={"used": budget.budget_limit() - 5}
+    )
+    run_reconciliation(world)
+    (drift,) = drifts(world).values()
+    assert (drift.ledger_net, drift.broker_net, drift.to_close) == (10, None, 0)
+    assert drift.close_event_id is None and world.net_of(alice, "INFY-EQ") == 10
+    # with budget again the broker's book is read and the drift closed
+    RequestBudget.objects.filter(account=account).update(used=0)
+    run_reconciliation(world)
+    drift.refresh_from_db()
+    assert drift.broker_net == 10 and drift.to_close == 10 and drift.status == "closing"
+    world.tick()
+    assert world.net_of(alice, "INFY-EQ") == 0

@@ -31,7 +31,6 @@ send. Deactivating first would leave the exits unsent or UNKNOWN for good. So:
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -41,15 +40,12 @@ from accounts.models import Follower, User
 from copytrade.lib import calendar
 from trading.engine import decide, jobs, transitions
 from trading.engine.checks import CheckContext
+from trading.engine.lifecycle.exits import request_order
 from trading.models import (
-    Complexity,
     CopyTrade,
-    EventKind,
-    EventSource,
     MasterOrder,
     MasterOrderEvent,
     PositionLedger,
-    Validity,
 )
 
 if TYPE_CHECKING:
@@ -117,40 +113,18 @@ def _flatten_order(
 ) -> tuple[MasterOrder, MasterOrderEvent]:
     """The record of one flatten request: a manual master order and its accepted event
     (outcome already set, so the manual planner never fans it out to other followers)."""
-    order = MasterOrder(
+    return request_order(
         master_id=follower.master_id,
-        broker_order_id=f"{FLATTEN_PREFIX}{uuid.uuid4().hex[:16].upper()}",
-        manual=True,
-        exchange=position.exchange,
-        token=position.token,
+        prefix=FLATTEN_PREFIX,
+        key={"exchange": position.exchange, "token": position.token, "product": position.product},
         trading_symbol=position.trading_symbol,
         side="SELL" if position.net_quantity > 0 else "BUY",
         quantity=quantity,
-        order_type="MARKET",
-        product=position.product,
-        complexity=Complexity.REGULAR,
-        validity=Validity.DAY,
-        broker_status="flatten",
-        status="OPEN",
-        accepted_at=now,
-        first_seen_at=now,
+        status_label="flatten",
+        outcome_note=FLATTEN_OUTCOME_NOTE.format(name=follower.display_name, count=0),
+        now=now,
         requested_by=actor,
     )
-    order.save(force_insert=True)
-    event = MasterOrderEvent.objects.create(
-        master_order=order,
-        kind=EventKind.ACCEPTED,
-        dedupe_key="",
-        source=EventSource.MANUAL,
-        broker_time=now,
-        received_at=now,
-        quantity=quantity,
-        broker_status="flatten",
-        outcome="copied",
-        outcome_note=FLATTEN_OUTCOME_NOTE.format(name=follower.display_name, count=0)[:300],
-        copy_mode="",
-    )
-    return order, event
 
 
 def flatten(*, follower: Follower, actor: User, now: datetime) -> list[int]:

@@ -11,14 +11,76 @@ transaction; no network here.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from django.db.models import Max
 
-from accounts.models import Follower
+from accounts.models import Follower, User
 from copytrade.lib.sizing import split_legs
 from trading.engine import tags, transitions
-from trading.models import CopyTrade, MasterOrderEvent
+from trading.models import (
+    Complexity,
+    CopyTrade,
+    EventKind,
+    EventSource,
+    MasterOrder,
+    MasterOrderEvent,
+    Validity,
+)
+
+
+def request_order(
+    *,
+    master_id: int,
+    prefix: str,
+    key: dict[str, str],
+    trading_symbol: str,
+    side: str,
+    quantity: int,
+    status_label: str,
+    outcome_note: str,
+    now: datetime,
+    requested_by: User | None = None,
+) -> tuple[MasterOrder, MasterOrderEvent]:
+    """The record of an exit request that is not one of the master's own orders (a flatten,
+    a reconciliation close): a manual MARKET master order ``<prefix><random>`` and its
+    accepted event, outcome already set so the manual planner never fans it out to other
+    followers. It never moves the master's position books."""
+    order = MasterOrder(
+        master_id=master_id,
+        broker_order_id=f"{prefix}{uuid.uuid4().hex[:16].upper()}",
+        manual=True,
+        exchange=key["exchange"],
+        token=key["token"],
+        trading_symbol=trading_symbol,
+        side=side,
+        quantity=quantity,
+        order_type="MARKET",
+        product=key["product"],
+        complexity=Complexity.REGULAR,
+        validity=Validity.DAY,
+        broker_status=status_label,
+        status="OPEN",
+        accepted_at=now,
+        first_seen_at=now,
+        requested_by=requested_by,
+    )
+    order.save(force_insert=True)
+    event = MasterOrderEvent.objects.create(
+        master_order=order,
+        kind=EventKind.ACCEPTED,
+        dedupe_key="",
+        source=EventSource.MANUAL,
+        broker_time=now,
+        received_at=now,
+        quantity=quantity,
+        broker_status=status_label,
+        outcome="copied",
+        outcome_note=outcome_note[:300],
+        copy_mode="",
+    )
+    return order, event
 
 
 def held_in_ledger(*, master_id: int, follower_id: int, key: dict[str, str], side: str) -> int:

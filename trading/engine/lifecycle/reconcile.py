@@ -36,7 +36,6 @@ by the copier on the normal path.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -54,20 +53,14 @@ from trading.brokers.aliceblue.errors import BrokerError
 from trading.brokers.aliceblue.types import Position
 from trading.engine import decide, jobs
 from trading.engine.alerts import raise_alert
-from trading.engine.lifecycle.exits import add_exit_copies
+from trading.engine.lifecycle.exits import add_exit_copies, request_order
 from trading.models import (
     Alert,
     AlertKind,
-    Complexity,
     CopyTrade,
-    EventKind,
-    EventSource,
-    MasterOrder,
-    MasterOrderEvent,
     MasterPosition,
     PositionDrift,
     PositionLedger,
-    Validity,
 )
 
 if TYPE_CHECKING:
@@ -385,35 +378,16 @@ def _close(
 ) -> list[int]:
     side = "SELL" if c.ledger_net > 0 else "BUY"
     outcome = CLOSE_OUTCOME.format(follower=follower.display_name, qty=c.to_close, symbol=symbol)
-    order = MasterOrder(
-        master=master,
-        broker_order_id=f"{RECONCILE_PREFIX}{uuid.uuid4().hex[:16].upper()}",
-        manual=True,
-        exchange=key[0],
-        token=key[1],
+    _order, event = request_order(
+        master_id=master.pk,
+        prefix=RECONCILE_PREFIX,
+        key={"exchange": key[0], "token": key[1], "product": key[2]},
         trading_symbol=symbol,
         side=side,
         quantity=c.to_close,
-        order_type="MARKET",
-        product=key[2],
-        complexity=Complexity.REGULAR,
-        validity=Validity.DAY,
-        broker_status="reconcile",
-        status="OPEN",
-        accepted_at=now,
-        first_seen_at=now,
-    )
-    order.save(force_insert=True)
-    event = MasterOrderEvent.objects.create(
-        master_order=order,
-        kind=EventKind.ACCEPTED,
-        source=EventSource.MANUAL,
-        broker_time=now,
-        received_at=now,
-        quantity=c.to_close,
-        broker_status="reconcile",
-        outcome="copied",
-        outcome_note=outcome[:300],
+        status_label="reconcile",
+        outcome_note=outcome,
+        now=now,
     )
     note = (
         f"reconciliation: copied {c.ledger_net:+d}, you hold {c.master_net:+d}, "
