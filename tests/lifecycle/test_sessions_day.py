@@ -5,6 +5,8 @@ one alert), against the sandbox over real sockets."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from accounts.models import BrokerAccount
@@ -169,3 +171,33 @@ def test_a_session_lost_twice_in_a_day_alerts_again_but_never_per_copy(make_worl
     logins.sweep_alerts(now)
     assert logins.session_lost(account.pk, "EC087", None, now) is False
     assert [a.resolved_at is None for a in _needs_login_alerts(world)] == [False, True]
+
+
+def test_an_api_key_master_without_the_daily_sign_in_stops_loudly_and_resumes_after_it(
+    make_world,
+):
+    world = make_world({})
+    (follower,) = world.followers
+    master_account = BrokerAccount.objects.get(owner=world.master.user)
+    world.tick()
+    # the master's session ends; AliceBlue refuses the copier's login (no sign-in today)
+    world.sbx.expire_sessions(world.master_client)
+    world.sbx.set_clock(world.sbx.now() + timedelta(days=1))  # a day the owner has not signed in
+    try:
+        world.tick(2)
+        session = _session(master_account)
+        assert session.state == BrokerSession.State.NEEDS_LOGIN
+        assert "sign in to AliceBlue today" in session.last_error
+        (alert,) = _needs_login_alerts(world)
+        assert alert.follower_id is None and f"({master_account.client_id})" in alert.message
+        world.tick()
+        assert len(_needs_login_alerts(world)) == 1  # once, not per pass
+    finally:
+        world.sbx.reset_clock()
+    world.tick()  # back on the signed-in day: the copier logs the master in by itself
+    assert _session(master_account).state == BrokerSession.State.READY
+    world.place("INFY-EQ", "BUY", 2)
+    world.tick(2)
+    assert world.copies(follower)[-1].status == Status.SUCCESS
+    (alert,) = _needs_login_alerts(world)
+    assert alert.resolved_at is not None

@@ -24,7 +24,10 @@ Modules (each a set of small step functions; the copier process is a thin loop o
     bulk        plain-row multi-row writes for the hot path
     lifecycle/  issue 5: mirror (linked orders, modify and cancel mirroring), deactivation
                 (flatten or detach a deactivated follower's positions), notify (the alert
-                digest emails), ...
+                digest emails), logins (a session AliceBlue ends mid-day: re-login or
+                needs today's login, one alert), day (the end of the trading day: unsent
+                rows expire, sessions log out), readiness (who would not receive copies
+                today: the command, the copier before market open, "check now"), ...
 
 Seams for the lifecycle engine (issue 5):
 
@@ -41,7 +44,9 @@ Seams for the lifecycle engine (issue 5):
   rows to turn into proposals after a feed loss. `MasterFeed` holds the master feed's state
   for banners; `Alert` rows with ``notified_at`` null are what a digest has not sent yet.
 * Waiting exits (PENDING, reason ``needs_login`` / ``market_closed``, ``next_attempt_at``)
-  need an end-of-day sweep; `PositionLedger` vs `MasterPosition` is reconciliation's input.
+  expire at their exchange's close (`lifecycle.day`); `PositionLedger` vs `MasterPosition`
+  is reconciliation's input.
 * `steps.login_candidates` / `Copier._auto_logins` log API-key accounts in once their owner
-  signed in today (with backoff); end-of-day logout is not done here.
+  signed in today (with backoff), never after the day's last close; `Copier.session_lost`
+  handles EC087/401 on any call (`lifecycle.logins`); `lifecycle.day` logs sessions out.
 """
