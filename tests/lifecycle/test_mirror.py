@@ -244,6 +244,36 @@ def test_a_copy_not_sent_yet_is_cancelled_in_the_database_and_never_sent(make_wo
     assert world.net_of(follower, "INFY-EQ") == 5
 
 
+def test_an_exit_raised_beyond_the_position_modifies_the_exit_and_adds_the_entry(make_world):
+    world = make_world({}, {"lot_multiplier": Decimal("2")})
+    one, two = world.followers
+    world.tick()
+    world.place("INFY-EQ", "BUY", 10)
+    world.tick(2)
+    # a resting exit of half the position, then raised to 15: 10 closes, 5 opens short
+    order = world.place("INFY-EQ", "SELL", 5, order_type="LIMIT", price="1600")
+    world.tick(2)
+    assert [o["quantity"] for o in _open(world, one)] == [5]
+    world.sbx.modify_order(world.master_client, order["order_no"], quantity=15)
+    world.tick(2)
+    for follower, held in ((one, 10), (two, 20)):
+        exit_leg, entry_leg = sorted(_open(world, follower), key=lambda o: o["order_no"])
+        assert exit_leg["quantity"] == held  # the exit modified: the whole position
+        assert entry_leg["quantity"] == held // 2  # the short part, a new entry order
+        (modify,) = _rows(follower, CopyTrade.Action.MODIFY)
+        assert modify.status == Status.SUCCESS and modify.intent == "exit"
+        added = CopyTrade.objects.get(follower=follower, event__kind="modified", action="place")
+        assert added.intent == "entry" and added.status == Status.SUCCESS
+    world.sbx.set_price("NSE", "INFY-EQ", "1600")  # everything fills
+    world.tick(2)
+    assert world.net_of(one, "INFY-EQ") == -5 and world.net_of(two, "INFY-EQ") == -10
+    for follower in world.followers:
+        ledger = PositionLedger.objects.get(follower=follower)
+        assert ledger.exit_reserved == 0 and ledger.net_quantity == world.net_of(
+            follower, "INFY-EQ"
+        )
+
+
 def test_a_modification_across_the_freeze_quantity_adds_and_cancels_legs(make_world):
     world = make_world({"lot_multiplier": Decimal("20"), **BIG}, funds="100000000000")
     (follower,) = world.followers

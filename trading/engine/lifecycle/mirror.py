@@ -408,6 +408,13 @@ def on_modified(
         base = f.effective - _own_contribution(rows)
         for intent in (EXIT, ENTRY):
             group = [ct for ct in rows if ct.intent == intent]
+            if not group and rows:
+                # the modification made a part the follower's copy does not have (e.g. an
+                # exit raised beyond the master's position: the rest opens the other way):
+                # decided like any part of a fresh order
+                if _new_part(plan, f, intent, exit_m, entry_m, master_before, base, facts, ctx):
+                    counts["added"] += 1
+                continue
             if not any(_live(ct) for ct in group):
                 continue
             if intent == EXIT:
@@ -450,6 +457,50 @@ def on_modified(
         parts.append(f"{counts['drift']} already filled (drift recorded)")
     note = "modification mirrored: " + (", ".join(parts) or "nothing open to change")
     return recorded, EventOutcome.COPIED, note
+
+
+def _new_part(
+    plan: Plan,
+    f: FollowerState,
+    intent: str,
+    exit_m: int,
+    entry_m: int,
+    master_before: int,
+    base: int,
+    facts: decide.OrderFacts,
+    ctx: CheckContext,
+) -> bool:
+    order = plan.order
+    if intent == EXIT and exit_m:
+        decide._add_exit(
+            plan,
+            f,
+            facts=facts,
+            master_before=master_before,
+            reduce_qty=exit_m,
+            follower_base=base,
+            already=0,
+            ctx=ctx,
+            late=None,
+            order_type=order.order_type,
+            price=order.price,
+            trigger=order.trigger_price,
+        )
+        return True
+    if intent == ENTRY and entry_m:
+        decide._add_entry(
+            plan,
+            f,
+            facts=facts,
+            master_quantity=entry_m,
+            ctx=ctx,
+            late=None,
+            order_type=order.order_type,
+            price=order.price,
+            trigger=order.trigger_price,
+        )
+        return True
+    return False
 
 
 def _entry_increase_blocked(
