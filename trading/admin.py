@@ -15,8 +15,10 @@ from trading.models import (
     CopierHeartbeat,
     CopyTrade,
     CopyTradeTransition,
+    ExitProposal,
     MasterOrder,
     MasterOrderEvent,
+    PositionDrift,
     PositionLedger,
 )
 
@@ -274,3 +276,40 @@ class CopierHeartbeatAdmin(ReadOnlyAdmin):
     def alive(self, obj: CopierHeartbeat) -> bool:
         stale = timedelta(seconds=settings.COPIER_HEARTBEAT_STALE_SECONDS)
         return timezone.now() - obj.beat_at <= stale
+
+
+@admin.register(ExitProposal)
+class ExitProposalAdmin(ReadOnlyAdmin):
+    """Missed exits proposed after a feed loss, and what the master decided."""
+
+    list_display = ("created_at", "master", "follower", "late_copy", "status", "quantity_sent")
+    list_filter = ("status", "master")
+    search_fields = ("follower__display_name", "late_copy__trading_symbol", "late_copy__tag")
+    list_select_related = ("master__user", "follower", "late_copy")
+    raw_id_fields = ("late_copy", "exits")
+    ordering = ("-id",)
+
+
+@admin.register(PositionDrift)
+class PositionDriftAdmin(ReadOnlyAdmin):
+    """Reconciliation: copied positions that differ from the master's, scaled."""
+
+    list_display = (
+        "first_seen_at",
+        "master",
+        "follower",
+        "trading_symbol",
+        "product",
+        "master_net",
+        "expected",
+        "ledger_net",
+        "broker_net",
+        "closed_by_hand",
+        "status",
+        "resolved_at",
+    )
+    list_filter = ("status", "master", "exchange", "product")
+    search_fields = ("trading_symbol", "follower__display_name", "follower__user__username")
+    list_select_related = ("master__user", "follower")
+    raw_id_fields = ("close_event", "alert")
+    ordering = ("-id",)

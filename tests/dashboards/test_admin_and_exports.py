@@ -46,6 +46,8 @@ MODELS = [
     "positionledger",
     "copierheartbeat",
     "auditevent",
+    "exitproposal",
+    "positiondrift",
 ]
 
 

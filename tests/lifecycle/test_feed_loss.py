@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import BrokerAccount
+from accounts.models import BrokerAccount, User
 from copytrade.lib import clock
 from tests.conftest import login
 from tests.engine.test_detection import _closing, _connected, _until
@@ -176,6 +176,12 @@ def test_a_proposal_never_sends_more_than_the_ledger_holds(make_world, settings)
     assert proposal.status == "sent" and proposal.quantity_sent == 3
     (copy,) = proposal.exits.all()
     assert copy.quantity == 3 and "holds only 3" in copy.sizing_note
+    # staff read the decision in the admin
+    staff = User.objects.create_user(
+        username="ops_feed", password="x", role="staff", is_staff=True, is_superuser=True
+    )
+    page = login(Client(), staff).get(reverse("admin:trading_exitproposal_changelist"))
+    assert page.status_code == 200 and alice.display_name in page.content.decode()
 
 
 def test_no_loss_outside_market_hours_and_a_stale_poll_is_a_loss(settings):
