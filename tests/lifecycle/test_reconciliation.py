@@ -16,10 +16,12 @@ from accounts.models import Master
 from copytrade.lib import clock
 from tests.conftest import login
 from trading.brokers.aliceblue import budget
+from trading.engine.alerts import raise_alert
 from trading.engine.lifecycle import reconcile
 from trading.engine.runner import Copier
 from trading.models import (
     Alert,
+    AlertKind,
     AuditEvent,
     CopyTrade,
     PositionDrift,
@@ -79,6 +81,18 @@ def test_drift_is_reported_once_and_the_close_policy_closes_exactly_it(make_worl
     assert CopyTrade.objects.filter(reason_code="late_exit").count() == 2
     orders_before = {f.pk: len(world.orders_of(f)) for f in world.followers}
 
+    # mirroring already told the master about alice's INFY (its copy filled before a master
+    # change): the drift takes that alert over rather than telling it twice
+    alice_buy = CopyTrade.objects.get(follower=alice, trading_symbol="INFY-EQ", side="BUY")
+    told = raise_alert(
+        kind=AlertKind.DRIFT,
+        master_id=world.master.pk,
+        follower_id=alice.pk,
+        copy_trade_id=alice_buy.pk,
+        message="mirroring: the follower's copy already filled",
+        at=clock.now(),
+    )
+
     # report only (the default): three drifts, alerted once, nothing sent
     assert world.master.reconcile_policy == Master.ReconcilePolicy.REPORT
     run_reconciliation(world)
@@ -98,6 +112,7 @@ def test_drift_is_reported_once_and_the_close_policy_closes_exactly_it(make_worl
         10,
     )
     assert (a_infy.closed_by_hand, a_infy.to_close) == (0, 10)
+    assert a_infy.alert_id == told.pk
     assert (b_infy.ledger_net, b_infy.broker_net, b_infy.closed_by_hand, b_infy.to_close) == (
         10,
         6,

@@ -27,7 +27,12 @@ Modules (each a set of small step functions; the copier process is a thin loop o
                 digest emails), logins (a session AliceBlue ends mid-day: re-login or
                 needs today's login, one alert), day (the end of the trading day: unsent
                 rows expire, sessions log out), readiness (who would not receive copies
-                today: the command, the copier before market open, "check now"), ...
+                today: the command, the copier before market open, "check now"),
+                feedloss (a master feed lost mid-day: MasterFeed.lost_at, one FEED_LOST
+                alert; late exits -> ExitProposals the master sends or dismisses),
+                reconcile (copied positions vs the master's, scaled: PositionDrift, one
+                DRIFT alert; the close policy), exits (EXIT copies outside a master
+                event's decision, and the manual order that records such a request)
 
 Seams for the lifecycle engine (issue 5):
 
@@ -40,12 +45,13 @@ Seams for the lifecycle engine (issue 5):
 * `sender.ACTION_SENDERS` / `SYNC_ACTION_SENDERS[action]` — how a claimed MODIFY/CANCEL is
   sent (claim, governor, classification, recording are shared); without one such a row
   FAILs, it is never sent as a new order.
-* Late exits are SKIPPED with reason ``late_exit`` (found after the staleness window): the
-  rows to turn into proposals after a feed loss. `MasterFeed` holds the master feed's state
-  for banners; `Alert` rows with ``notified_at`` null are what a digest has not sent yet.
+* Late exits are SKIPPED with reason ``late_exit`` (found after the staleness window); each
+  gets one `ExitProposal` (`lifecycle.feedloss`). `MasterFeed` holds the master feed's state
+  for banners (``lost_at`` while lost); `Alert` rows with ``notified_at`` null are what a
+  digest has not sent yet.
 * Waiting exits (PENDING, reason ``needs_login`` / ``market_closed``, ``next_attempt_at``)
   expire at their exchange's close (`lifecycle.day`); `PositionLedger` vs `MasterPosition`
-  is reconciliation's input.
+  (and the followers' broker positions) is reconciliation's input (`lifecycle.reconcile`).
 * `steps.login_candidates` / `Copier._auto_logins` log API-key accounts in once their owner
   signed in today (with backoff), never after the day's last close; `Copier.session_lost`
   handles EC087/401 on any call (`lifecycle.logins`); `lifecycle.day` logs sessions out.

@@ -294,6 +294,26 @@ def _drift_message(follower: Follower, symbol: str, key: Key, c: Comparison) -> 
     )
 
 
+def _told_already(master: Master, follower: Follower, key: Key) -> Alert | None:
+    """An open DRIFT alert about this position that no drift row carries yet (mirroring
+    raises one when a follower's copy filled before the master cancelled or changed its
+    order): the drift takes it over instead of telling the master a second time."""
+    return (
+        Alert.objects.filter(
+            master=master,
+            follower=follower,
+            kind=AlertKind.DRIFT,
+            resolved_at__isnull=True,
+            drifts__isnull=True,
+            copy_trade__exchange=key[0],
+            copy_trade__token=key[1],
+            copy_trade__product=key[2],
+        )
+        .order_by("pk")
+        .first()
+    )
+
+
 def _record(
     master: Master,
     follower: Follower,
@@ -340,15 +360,17 @@ def _record(
             note=text[:300],
             **values,
         )
-        alert = raise_alert(
-            kind=AlertKind.DRIFT,
-            master_id=master.pk,
-            follower_id=follower.pk,
-            message=text,
-            at=now,
-        )
+        alert = _told_already(master, follower, key)
+        if alert is None:
+            alert = raise_alert(
+                kind=AlertKind.DRIFT,
+                master_id=master.pk,
+                follower_id=follower.pk,
+                message=text,
+                at=now,
+            )
+            result.alerted.append(drift.pk)
         PositionDrift.objects.filter(pk=drift.pk).update(alert=alert)
-        result.alerted.append(drift.pk)
     else:
         values["note"] = text[:300]
         if drift.close_event_id is not None:
