@@ -3,16 +3,20 @@ order, a cancelled order, partial exits, a full exit, a mid-day session expiry (
 and a follower's) — leaves every follower with positions equal to the master's scaled
 positions (rounding reported) and no stray open orders.
 
-Mirror-orders mode, three followers (x1, x2, x0.5), equities and a lot-traded future, the
-real copier's tick against the sandbox over real sockets."""
+Both copy modes (mirror orders: the followers' orders are modified and cancelled with the
+master's; copy fills: only fills are copied, so a modification or a cancel has nothing to
+mirror), three followers (x1, x2, x0.5), equities and a lot-traded future, the real copier's
+tick against the sandbox over real sockets."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
 
+import pytest
+
 from tests.engine.conftest import nifty_future
-from trading.models import Alert, BrokerSession, CopyTrade, PositionLedger
+from trading.models import Alert, BrokerSession, CopyTrade, MasterOrderEvent, PositionLedger
 
 Status = CopyTrade.Status
 FUNDS = "10000000000"
@@ -36,10 +40,12 @@ def _open_orders(sbx, client_id):  # type: ignore[no-untyped-def]
     return [o for o in sbx.orders(client_id) if o["status"] in LIVE]
 
 
+@pytest.mark.parametrize("mode", ["mirror", "fills"])
 def test_a_masters_whole_day_leaves_every_follower_at_the_scaled_positions(
-    make_world, record_property
+    make_world, record_property, mode
 ):
-    world = make_world(*({"lot_multiplier": m, **LIMITS} for m in MULTIPLIERS))
+    mirror = mode == "mirror"
+    world = make_world(*({"lot_multiplier": m, **LIMITS} for m in MULTIPLIERS), copy_mode=mode)
     sbx = world.sbx
     sbx.update_account(world.master_client, funds=FUNDS)
     future = nifty_future(sbx)
@@ -66,6 +72,9 @@ def test_a_masters_whole_day_leaves_every_follower_at_the_scaled_positions(
     sbx.modify_order(world.master_client, resting["order_no"], quantity=8, price="1450")
     world.tick(2)
     for follower, quantity in zip(world.followers, (8, 16, 4), strict=True):
+        if not mirror:  # copy fills: nothing is copied before the master's order fills
+            assert _open_orders(sbx, world.client_of(follower)) == []
+            continue
         (order,) = _open_orders(sbx, world.client_of(follower))
         assert (order["quantity"], Decimal(order["price"])) == (quantity, Decimal("1450"))
     sbx.set_price("NSE", "INFY-EQ", "1440")  # the master's and the followers' limits fill
@@ -75,7 +84,8 @@ def test_a_masters_whole_day_leaves_every_follower_at_the_scaled_positions(
     # --- a cancelled order: the followers' copies are cancelled too -------------------------
     cancelled = world.place("SBIN-EQ", "SELL", 4, order_type="LIMIT", price="900")
     world.tick(2)
-    assert all(len(_open_orders(sbx, world.client_of(f))) == 1 for f in world.followers)
+    opened = 1 if mirror else 0
+    assert all(len(_open_orders(sbx, world.client_of(f))) == opened for f in world.followers)
     sbx.cancel_order(world.master_client, cancelled["order_no"])
     world.tick(2)
 
@@ -129,7 +139,12 @@ def test_a_masters_whole_day_leaves_every_follower_at_the_scaled_positions(
     assert not CopyTrade.objects.filter(status__in=(Status.FAILED, Status.UNKNOWN)).exists()
     for action in ("modify", "cancel"):
         done = CopyTrade.objects.filter(action=action, status=Status.SUCCESS)
-        assert sorted(done.values_list("follower_id", flat=True)) == sorted(
-            f.pk for f in world.followers
+        assert sorted(done.values_list("follower_id", flat=True)) == (
+            sorted(f.pk for f in world.followers) if mirror else []
         )
     assert not Alert.objects.filter(kind__in=("copy_failed", "unknown_order")).exists()
+    changes = MasterOrderEvent.objects.filter(kind__in=("modified", "cancelled"))
+    assert changes.count() == 2
+    for event in changes:
+        assert ("mirrored" in event.outcome_note) == mirror
+        assert ("nothing to mirror" in event.outcome_note) == (not mirror)
