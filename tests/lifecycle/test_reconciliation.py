@@ -15,6 +15,7 @@ from django.urls import reverse
 from accounts.models import Master
 from copytrade.lib import clock
 from tests.conftest import login
+from tests.factories import CopyTradeFactory, FollowerFactory
 from trading.brokers.aliceblue import budget
 from trading.engine.alerts import raise_alert
 from trading.engine.lifecycle import reconcile
@@ -241,3 +242,22 @@ def test_without_budget_for_the_brokers_book_nothing_is_closed_blind(make_world,
     assert drift.broker_net == 10 and drift.to_close == 10 and drift.status == "closing"
     world.tick()
     assert world.net_of(alice, "INFY-EQ") == 0
+
+
+def test_a_position_with_a_copy_at_work_is_moving_not_drifting(db):
+    follower = FollowerFactory(lot_multiplier=Decimal(1))
+    master = follower.master
+    key = {"exchange": "NSE", "token": "1594", "product": "MIS"}
+    PositionLedger.objects.create(
+        master=master, follower=follower, trading_symbol="INFY-EQ", net_quantity=10, **key
+    )
+    # the master is flat and the follower's exit is still PENDING: not a drift (yet)
+    exit_copy = CopyTradeFactory(follower=follower, side="SELL", intent="exit", status="PENDING")
+    result = reconcile.reconcile_all({}, read_at=clock.now(), now=clock.now())
+    assert result.compared == 0 and not PositionDrift.objects.exists()
+    # it went nowhere (refused): now the copied 10 the master no longer holds is a drift
+    CopyTrade.objects.filter(pk=exit_copy.pk).update(status="FAILED", broker_final=True)
+    result = reconcile.reconcile_all({}, read_at=clock.now(), now=clock.now())
+    (drift,) = PositionDrift.objects.all()
+    assert (drift.expected, drift.ledger_net, drift.broker_net) == (0, 10, None)
+    assert result.compared == 1 and result.alerted == [drift.pk]

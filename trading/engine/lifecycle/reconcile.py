@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -69,9 +69,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("trading.engine.lifecycle")
 
 RECONCILE_PREFIX = "RECONCILE-"
-#: A position whose copies changed after (or this soon before) the broker's book was read
-#: is moving: compared next time.
-SETTLE = timedelta(seconds=0)
 #: Requests kept back for the pollers and sends: below this, the broker's book is not read.
 MIN_BUDGET = 20
 
@@ -170,6 +167,13 @@ class Reconciled:
     resolved: list[int] = field(default_factory=list)
     pending_ids: list[int] = field(default_factory=list)
 
+    def extend(self, other: Reconciled) -> None:
+        self.compared += other.compared
+        self.drifts += other.drifts
+        self.alerted += other.alerted
+        self.resolved += other.resolved
+        self.pending_ids += other.pending_ids
+
 
 def _broker_net(positions: list[Position] | None, key: Key, symbol: str) -> int | None:
     if positions is None:
@@ -184,33 +188,50 @@ def _broker_net(positions: list[Position] | None, key: Key, symbol: str) -> int 
     return total
 
 
-def _moving(follower_id: int, key: Key, since: datetime) -> bool:
-    exchange, token, product = key
-    rows = CopyTrade.objects.filter(
-        follower_id=follower_id, exchange=exchange, token=token, product=product
+Moving = set[tuple[int, Key]]  # (follower id, position) with a copy at work
+
+
+def moving_positions(
+    *, master_id: int | None = None, decided_since: datetime | None = None
+) -> Moving:
+    """Positions with a copy still working (PENDING, SENDING, an open order, UNKNOWN), or
+    decided since ``decided_since``: they are moving, not drifting (indexed reads)."""
+    rows = CopyTrade.objects.filter(status__in=decide.IN_FLIGHT, broker_final=False)
+    if master_id is not None:
+        rows = rows.filter(master_id=master_id)
+    fields = ("follower_id", "exchange", "token", "product")
+    found = {(f, (e, t, p)) for f, e, t, p in rows.values_list(*fields)}
+    if decided_since is not None and master_id is not None:
+        recent = CopyTrade.objects.filter(master_id=master_id, decided_at__gte=decided_since)
+        found |= {(f, (e, t, p)) for f, e, t, p in recent.values_list(*fields)}
+    return found
+
+
+def masters_to_reconcile() -> list[int]:
+    return list(
+        Master.objects.filter(followers__is_active=True)
+        .distinct()
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
-    working = rows.filter(status__in=decide.IN_FLIGHT, broker_final=False)
-    return working.exists() or rows.filter(updated_at__gte=since).exists()
 
 
-def reconcile_all(
-    broker: dict[int, list[Position]], *, read_at: datetime, now: datetime
-) -> Reconciled:
-    """Compare every active follower's copied positions with its master's (DB thread)."""
-    result = Reconciled()
-    for master in Master.objects.filter(followers__is_active=True).distinct().order_by("pk"):
-        _reconcile_master(master, broker, read_at=read_at, now=now, result=result)
-    return result
-
-
-def _reconcile_master(
-    master: Master,
+def reconcile_master(
+    master_id: int,
     broker: dict[int, list[Position]],
     *,
+    moving_at_read: Moving,
     read_at: datetime,
     now: datetime,
-    result: Reconciled,
-) -> None:
+) -> Reconciled:
+    """Compare one master's active followers' copied positions with its own (DB thread).
+
+    A position moving when the broker's book was read, or since, is left for next time.
+    Reads are batched per master (a few queries whatever the number of followers); a
+    drift is written only when it starts, changes, clears or is closed."""
+    result = Reconciled()
+    master = Master.objects.get(pk=master_id)
+    moving = moving_at_read | moving_positions(master_id=master_id, decided_since=read_at)
     master_net: dict[Key, int] = defaultdict(int)
     symbols: dict[Key, str] = {}
     for exchange, token, product, symbol, net in MasterPosition.objects.filter(
@@ -223,31 +244,33 @@ def _reconcile_master(
         .select_related("user__broker_account")
         .order_by("pk")
     )
+    ledger: dict[int, dict[Key, int]] = defaultdict(dict)
+    for follower_id, exchange, token, product, symbol, net in PositionLedger.objects.filter(
+        master=master, detached=False
+    ).values_list("follower_id", "exchange", "token", "product", "trading_symbol", "net_quantity"):
+        ledger[follower_id][(exchange, token, product)] = net
+        symbols.setdefault((exchange, token, product), symbol)
+    open_drifts: dict[int, dict[Key, PositionDrift]] = defaultdict(dict)
+    for d in PositionDrift.objects.filter(master=master, resolved_at__isnull=True):
+        open_drifts[d.follower_id][(d.exchange, d.token, d.product)] = d
+        symbols.setdefault((d.exchange, d.token, d.product), d.trading_symbol)
+    held = {k for k, v in master_net.items() if v}
+    instruments: dict[Key, Any] = {}
+    unchanged: list[int] = []
     for follower in followers:
-        ledger: dict[Key, int] = {}
-        for exchange, token, product, symbol, net in PositionLedger.objects.filter(
-            master=master, follower=follower, detached=False
-        ).values_list("exchange", "token", "product", "trading_symbol", "net_quantity"):
-            ledger[(exchange, token, product)] = net
-            symbols.setdefault((exchange, token, product), symbol)
-        open_drifts = {
-            (d.exchange, d.token, d.product): d
-            for d in PositionDrift.objects.filter(
-                master=master, follower=follower, resolved_at__isnull=True
-            )
-        }
-        for d in open_drifts.values():
-            symbols.setdefault((d.exchange, d.token, d.product), d.trading_symbol)
-        keys = {k for k, v in master_net.items() if v} | {k for k, v in ledger.items() if v}
-        keys |= set(open_drifts)
+        mine = ledger.get(follower.pk, {})
+        drifts = open_drifts.get(follower.pk, {})
+        keys = held | {k for k, v in mine.items() if v} | set(drifts)
         account = getattr(follower.user, "broker_account", None)
         positions = broker.get(account.pk) if account is not None else None
         for key in sorted(keys):
-            if _moving(follower.pk, key, read_at - SETTLE):
+            if (follower.pk, key) in moving:
                 continue
             result.compared += 1
             symbol = symbols.get(key, "")
-            instrument = decide.instrument_for(key[0], key[1], symbol)
+            if key not in instruments:
+                instruments[key] = decide.instrument_for(key[0], key[1], symbol)
+            instrument = instruments[key]
             lot = instrument.lot_size if instrument is not None else 1
             comparison = compare(
                 master_net=master_net.get(key, 0),
@@ -257,9 +280,16 @@ def _reconcile_master(
                     lot_size=lot,
                     max_quantity=follower.max_quantity,
                 ),
-                ledger_net=ledger.get(key, 0),
+                ledger_net=mine.get(key, 0),
                 broker_net=_broker_net(positions, key, symbol),
             )
+            drift = drifts.get(key)
+            if drift is None and not comparison.drift:
+                continue
+            if drift is not None and _same(drift, comparison, master):
+                unchanged.append(drift.pk)
+                result.drifts.append(drift.pk)
+                continue
             try:
                 with transaction.atomic():
                     _record(
@@ -268,7 +298,7 @@ def _reconcile_master(
                         key,
                         symbol,
                         comparison,
-                        open_drifts.get(key),
+                        drift,
                         lot=lot,
                         freeze=instrument.freeze_quantity if instrument is not None else None,
                         now=now,
@@ -277,6 +307,44 @@ def _reconcile_master(
             except IntegrityError:
                 # another copier recorded this drift first: it is compared again next time
                 logger.info("drift recorded concurrently", extra={"ctx": {"key": key}})
+    if unchanged:
+        PositionDrift.objects.filter(pk__in=unchanged).update(last_seen_at=now)
+    return result
+
+
+def _same(drift: PositionDrift, c: Comparison, master: Master) -> bool:
+    """Still drifting exactly as recorded, with nothing for the policy to do."""
+    closes = (
+        master.reconcile_policy == Master.ReconcilePolicy.CLOSE
+        and c.to_close > 0
+        and drift.close_event_id is None
+    )
+    return (
+        c.drift
+        and not closes
+        and (drift.close_event_id is None or drift.status == PositionDrift.Status.OPEN)
+        and (
+            drift.master_net,
+            drift.expected,
+            drift.ledger_net,
+            drift.broker_net,
+            drift.closed_by_hand,
+            drift.to_close,
+        )
+        == (c.master_net, c.expected, c.ledger_net, c.broker_net, c.closed_by_hand, c.to_close)
+    )
+
+
+def reconcile_all(
+    broker: dict[int, list[Position]], *, read_at: datetime, now: datetime
+) -> Reconciled:
+    """Every master at once (tests, commands); the job calls `reconcile_master` per master."""
+    result = Reconciled()
+    moving = moving_positions()
+    for master_id in masters_to_reconcile():
+        one = reconcile_master(master_id, broker, moving_at_read=moving, read_at=read_at, now=now)
+        result.extend(one)
+    return result
 
 
 def _drift_message(follower: Follower, symbol: str, key: Key, c: Comparison) -> str:
@@ -459,12 +527,24 @@ async def read_positions(copier: Copier, account_ids: list[int]) -> dict[int, li
 
 @jobs.periodic("reconcile", every=lambda config: config.reconcile, in_tick=False)
 async def reconcile_job(copier: Copier) -> Reconciled:
-    """Compare, record drift, close what the policy closes, and send those closes."""
+    """Compare, record drift, close what the policy closes, and send those closes. One
+    database call per master, so the copier's own work is never held up for long."""
     accounts = await copier.db(accounts_to_read)
+    moving = await copier.db(moving_positions)
     read_at = clock.now()
     broker = await read_positions(copier, accounts)
-    result = await copier.db(reconcile_all, broker, read_at=read_at, now=clock.now())
-    copier._dispatch(result.pending_ids)
+    result = Reconciled()
+    for master_id in await copier.db(masters_to_reconcile):
+        one = await copier.db(
+            reconcile_master,
+            master_id,
+            broker,
+            moving_at_read=moving,
+            read_at=read_at,
+            now=clock.now(),
+        )
+        copier._dispatch(one.pending_ids)
+        result.extend(one)
     if result.alerted or result.resolved or result.pending_ids:
         logger.warning(
             "reconciliation",
