@@ -690,6 +690,8 @@ class Copier:
             current = self._client(account_id)
             if current is not None and failed is not None and current is not failed:
                 return current  # another call already logged in again
+            if current is None and time.monotonic() < self._login_next.get(account_id, 0.0):
+                return None  # a login was just refused: the back-off decides the next try
             obtained_at = failed.session.obtained_at if failed is not None else None
             auto = await self.db(logins.session_lost, account_id, detail, obtained_at, clock.now())
             await self._retire_client(account_id)

@@ -71,7 +71,10 @@ def row_cutoff(exchange: str, decided_at: datetime) -> datetime:
     last session end of the IST day it was decided on, or the end of that day when it was
     decided after the close or the exchange does not trade that day."""
     day = decided_at.astimezone(clock.IST).date()
-    end = calendar.session_end(exchange, day, round_the_clock=_round_the_clock())
+    try:
+        end = calendar.session_end(exchange, day, round_the_clock=_round_the_clock())
+    except ValueError:  # an exchange the calendar does not know: the day's end
+        end = None
     if end is None or decided_at >= end:
         return _midnight_after(day)
     return end
