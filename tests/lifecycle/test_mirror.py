@@ -12,9 +12,12 @@ from decimal import Decimal
 from django.db import connections
 
 from accounts.models import BrokerAccount
+from copytrade.lib import clock
 from tests.engine.conftest import account_of, nifty_future
 from trading import selectors
 from trading.brokers import sessions
+from trading.brokers.aliceblue.client import AliceBlueClient
+from trading.engine import decide, sender
 from trading.engine.reasons import EventOutcome, Reason
 from trading.models import Alert, CopyTrade, MasterOrderEvent, PositionLedger
 
@@ -212,6 +215,37 @@ def test_a_cancel_waits_for_the_copy_still_being_sent_then_cancels_it(make_world
     assert _statuses(cancel) == [("", "PENDING"), ("PENDING", "SENDING"), ("SENDING", SUCCESS)]
     (order,) = world.orders_of(follower)
     assert order["status"] == "CANCELLED"
+
+
+def test_modify_and_cancel_through_send_copy_trade_a_plain_function_of_an_id(make_world):
+    world = make_world({}, {"lot_multiplier": Decimal("2")})
+    world.tick()
+    order = world.place("INFY-EQ", "BUY", 3, order_type="LIMIT", price="1400")
+    world.tick(2)
+    master_account = BrokerAccount.objects.get(owner=world.master.user)
+
+    def decide_only():
+        """Record the master's order book without the copier sending anything."""
+        with AliceBlueClient(sessions.session_for(account=master_account)) as broker:
+            rows = broker.order_book()
+        return decide.record_rows(
+            master_id=world.master.pk, rows=rows, source="poll", received_at=clock.now()
+        )
+
+    world.sbx.modify_order(world.master_client, order["order_no"], quantity=4, price="1420")
+    recorded = decide_only()
+    assert len(recorded.pending_ids) == 2
+    for copy_id in recorded.pending_ids:
+        assert sender.send_copy_trade(copy_id) == Status.SUCCESS
+        assert sender.send_copy_trade(copy_id) == Status.SUCCESS  # claimed once, sent once
+    for follower, quantity in zip(world.followers, (4, 8), strict=True):
+        (row,) = world.orders_of(follower)
+        assert (row["quantity"], Decimal(row["price"])) == (quantity, Decimal("1420"))
+    world.sbx.cancel_order(world.master_client, order["order_no"])
+    recorded = decide_only()
+    for copy_id in recorded.pending_ids:
+        assert sender.send_copy_trade(copy_id) == Status.SUCCESS
+    assert [o["status"] for f in world.followers for o in world.orders_of(f)] == ["CANCELLED"] * 2
 
 
 def test_a_copy_not_sent_yet_is_cancelled_in_the_database_and_never_sent(make_world):

@@ -219,11 +219,12 @@ ACTION_SENDERS: dict[str, Callable[[Any, Claimed], Awaitable[OrderAck]]] = {}
 SYNC_ACTION_SENDERS: dict[str, Callable[[Any, Claimed], OrderAck]] = {}
 NO_ACTION_SENDER = "Sending {action} copies is not enabled in this version."
 ACTION_WAITING_LOGIN = "Waiting: the follower's broker account needs today's login."
-#: How a PENDING MODIFY/CANCEL row is claimed: action -> f(values, claimer=, now=) ->
-#: Claimed (now SENDING) | "deferred" | "skipped" | "lost" (inside `claim`'s transaction;
-#: the lifecycle registers it: it waits for the linked order's acknowledgement, settles rows
-#: that have nothing left to act on). Without one the row is claimed as it is.
-ACTION_CLAIMS: dict[str, Callable[..., Claimed | str]] = {}
+#: How PENDING MODIFY/CANCEL rows are claimed: action -> f(rows, claimer=, now=) -> one
+#: Claimed (now SENDING) | "deferred" | "skipped" | "lost" per row, in order (inside
+#: `claim`'s transaction; the lifecycle registers it: it waits for the linked order's
+#: acknowledgement, settles rows that have nothing left to act on). Without one the rows
+#: are claimed as they are.
+ACTION_CLAIMS: dict[str, Callable[..., list[Claimed | str]]] = {}
 #: After a MODIFY/CANCEL row's outcome is written (same transaction): action ->
 #: f(outcome, from_status, now) (the lifecycle applies a modification to its linked row).
 ACTION_RECORDED: dict[str, Callable[[Outcome, str, datetime], None]] = {}
@@ -251,10 +252,8 @@ def claim(ids: Sequence[int], *, claimer: str, now: datetime | None = None) -> C
         cutoff = now - staleness()
         actions = [r for r in due if r["action"] != CopyTrade.Action.PLACE]
         due = [r for r in due if r["action"] == CopyTrade.Action.PLACE]
-        for values in actions:
-            if _still_waiting(values, now):
-                continue
-            outcome = _claim_action(values, claimer=claimer, now=now)
+        actions = [r for r in actions if not _still_waiting(r, now)]
+        for outcome, values in _claim_actions(actions, claimer=claimer, now=now):
             if isinstance(outcome, Claimed):
                 result.claimed.append(outcome)
             elif outcome == "deferred":
@@ -436,21 +435,32 @@ def _still_waiting(values: dict[str, Any], now: datetime) -> bool:
     return blocked
 
 
-def _claim_action(values: dict[str, Any], *, claimer: str, now: datetime) -> Claimed | str:
-    """A MODIFY/CANCEL row: the lifecycle's claim (`ACTION_CLAIMS`), else claimed as it is
+def _claim_actions(
+    rows: list[dict[str, Any]], *, claimer: str, now: datetime
+) -> list[tuple[Claimed | str, dict[str, Any]]]:
+    """MODIFY/CANCEL rows: the lifecycle's claim (`ACTION_CLAIMS`), else claimed as they are
     (then sent only if a sender is registered; never as a new order)."""
-    gate = ACTION_CLAIMS.get(values["action"])
-    if gate is not None:
-        return gate(values, claimer=claimer, now=now)
-    took = _bulk_move(
-        [values["pk"]],
-        to=Status.SENDING,
-        claimer=claimer,
-        now=now,
-        note="claimed",
-        extra={"claimed_at": now, "attempts": F("attempts") + 1},
-    )
-    return _claimed(values, claimer) if took else "lost"
+    by_action: dict[str, list[dict[str, Any]]] = {}
+    for values in rows:
+        by_action.setdefault(values["action"], []).append(values)
+    out: list[tuple[Claimed | str, dict[str, Any]]] = []
+    for action, group in by_action.items():
+        gate = ACTION_CLAIMS.get(action)
+        if gate is not None:
+            out += list(zip(gate(group, claimer=claimer, now=now), group, strict=True))
+            continue
+        moved = set(
+            _bulk_move(
+                [v["pk"] for v in group],
+                to=Status.SENDING,
+                claimer=claimer,
+                now=now,
+                note="claimed",
+                extra={"claimed_at": now, "attempts": F("attempts") + 1},
+            )
+        )
+        out += [(_claimed(v, claimer) if v["pk"] in moved else "lost", v) for v in group]
+    return out
 
 
 def _claim_exit(values: dict[str, Any], *, claimer: str, now: datetime) -> Claimed | str:

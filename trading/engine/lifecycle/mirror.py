@@ -671,6 +671,67 @@ def _defer(pk: int, *, now: datetime, wait: timedelta, text: str) -> str:
     return "deferred"
 
 
+def claim_actions(
+    rows: list[dict[str, Any]], *, claimer: str, now: datetime
+) -> list[Claimed | str]:
+    """Claim PENDING MODIFY/CANCEL rows (inside `sender.claim`'s transaction). The common
+    case — the linked order acknowledged and open, no earlier change of it unsettled, no
+    exit growing — is claimed for all rows at once (a master's cancel fans out to every
+    follower); every other row takes `claim_action`."""
+    linked_ids = {v["linked_id"] for v in rows if v["linked_id"] is not None}
+    linked = {
+        v["pk"]: v
+        for v in CopyTrade.objects.filter(pk__in=linked_ids).values(
+            "pk", "status", "broker_order_id", "broker_final", "intent", "quantity"
+        )
+    }
+    earliest: dict[int, int] = {}
+    for linked_id, pk in (
+        CopyTrade.objects.filter(
+            linked_id__in=linked_ids, status__in=(Status.PENDING, Status.SENDING)
+        )
+        .exclude(action=Action.PLACE)
+        .values_list("linked_id", "pk")
+    ):
+        earliest[linked_id] = min(pk, earliest.get(linked_id, pk))
+    plain = []
+    for v in rows:
+        ct = linked.get(v["linked_id"])
+        if (
+            ct is not None
+            and ct["status"] == Status.SUCCESS
+            and ct["broker_order_id"]
+            and not ct["broker_final"]
+            and earliest.get(ct["pk"], v["pk"]) >= v["pk"]
+            and not (
+                v["action"] == Action.MODIFY
+                and ct["intent"] == EXIT
+                and v["quantity"] > ct["quantity"]
+            )
+        ):
+            plain.append(v["pk"])
+    moved = set(
+        sender._bulk_move(
+            plain,
+            to=Status.SENDING,
+            claimer=claimer,
+            now=now,
+            note="claimed",
+            extra={"claimed_at": now, "attempts": F("attempts") + 1, "reason": ""},
+        )
+        if plain
+        else []
+    )
+    plain_set = set(plain)
+    out: list[Claimed | str] = []
+    for v in rows:
+        if v["pk"] in plain_set:
+            out.append(sender._claimed(v, claimer) if v["pk"] in moved else "lost")
+        else:
+            out.append(claim_action(v, claimer=claimer, now=now))
+    return out
+
+
 def claim_action(values: dict[str, Any], *, claimer: str, now: datetime) -> Claimed | str:
     """Claim one PENDING MODIFY/CANCEL (inside `sender.claim`'s transaction)."""
     pk, action = values["pk"], values["action"]
@@ -928,8 +989,8 @@ sender.ACTION_SENDERS[Action.MODIFY.value] = send_modify
 sender.ACTION_SENDERS[Action.CANCEL.value] = send_cancel
 sender.SYNC_ACTION_SENDERS[Action.MODIFY.value] = send_modify_sync
 sender.SYNC_ACTION_SENDERS[Action.CANCEL.value] = send_cancel_sync
-sender.ACTION_CLAIMS[Action.MODIFY.value] = claim_action
-sender.ACTION_CLAIMS[Action.CANCEL.value] = claim_action
+sender.ACTION_CLAIMS[Action.MODIFY.value] = claim_actions
+sender.ACTION_CLAIMS[Action.CANCEL.value] = claim_actions
 sender.ACTION_RECORDED[Action.MODIFY.value] = after_outcome
 sender.ACTION_RECORDED[Action.CANCEL.value] = after_outcome
 sender.ACTION_RESOLVERS[Action.MODIFY.value] = resolve_action
