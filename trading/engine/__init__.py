@@ -44,7 +44,11 @@ Seams for the lifecycle engine (issue 5):
   with outcome ``lifecycle``.
 * `sender.ACTION_SENDERS` / `SYNC_ACTION_SENDERS[action]` — how a claimed MODIFY/CANCEL is
   sent (claim, governor, classification, recording are shared); without one such a row
-  FAILs, it is never sent as a new order.
+  FAILs, it is never sent as a new order. `sender.ACTION_CLAIMS` (the claim of a batch of
+  such rows: wait for the linked acknowledgement, keep a follower order's changes in order),
+  `ACTION_RECORDED` (after the outcome: a modification changes its linked row) and
+  `ACTION_RESOLVERS` (an ambiguous one judged by the linked order) are `lifecycle.mirror`'s;
+  its rows carry the tag prefixes ``CM`` (modify) and ``CX`` (cancel).
 * Late exits are SKIPPED with reason ``late_exit`` (found after the staleness window); each
   gets one `ExitProposal` (`lifecycle.feedloss`). `MasterFeed` holds the master feed's state
   for banners (``lost_at`` while lost); `Alert` rows with ``notified_at`` null are what a
