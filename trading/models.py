@@ -804,8 +804,10 @@ class PositionDrift(models.Model):
     follower's sizing rules; ``ledger_net`` the copied position; ``broker_net`` what the
     follower's broker account holds (null when not read). ``closed_by_hand`` is the part of
     the copied position the broker no longer holds (the follower closed it itself: never
-    re-opened). ``to_close`` is what the close policy closes (never more than the ledger and
-    the broker both hold, never opening anything)."""
+    re-opened); for MIS/NRML reconciliation has taken it out of the ledger (audited
+    ``ledger.closed_outside``) and it is what this drift's passes took out. ``to_close`` is
+    what the close policy closes (never more than the ledger and the broker both hold, never
+    opening anything)."""
 
     Status = DriftStatus
 

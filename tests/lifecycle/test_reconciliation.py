@@ -114,19 +114,39 @@ def test_drift_is_reported_once_and_the_close_policy_closes_exactly_it(make_worl
     )
     assert (a_infy.closed_by_hand, a_infy.to_close) == (0, 10)
     assert a_infy.alert_id == told.pk
+    # bob's hand close of 4: the ledger now counts what the broker still holds (6), reported
     assert (b_infy.ledger_net, b_infy.broker_net, b_infy.closed_by_hand, b_infy.to_close) == (
-        10,
+        6,
         6,
         4,
         6,
     )
+    assert "closed 4 outside copytrade" in b_infy.note
     # the master still holds SBIN: alice's hand close is reported, never re-opened
-    assert (a_sbin.expected, a_sbin.ledger_net, a_sbin.broker_net) == (6, 6, 0)
+    assert (a_sbin.expected, a_sbin.ledger_net, a_sbin.broker_net) == (6, 0, 0)
     assert (a_sbin.closed_by_hand, a_sbin.to_close) == (6, 0)
+    ledgers = {
+        (row.follower_id, row.trading_symbol): row.net_quantity
+        for row in PositionLedger.objects.all()
+    }
+    assert ledgers == {
+        (alice.pk, "INFY-EQ"): 10,
+        (alice.pk, "SBIN-EQ"): 0,
+        (bob.pk, "INFY-EQ"): 6,
+        (bob.pk, "SBIN-EQ"): 6,
+    }
+    reductions = AuditEvent.objects.filter(action="ledger.closed_outside").order_by("pk")
+    assert sorted((a.before["net_quantity"], a.after["net_quantity"]) for a in reductions) == [
+        (6, 0),
+        (10, 6),
+    ]
+    assert {a.after["reason"] for a in reductions} == {"closed outside copytrade"}
     assert Alert.objects.filter(kind="drift").count() == 3
-    run_reconciliation(world)  # still drifting: no new alert, no new row
+    run_reconciliation(world)  # still drifting: no new alert, no new row, no new reduction
     assert Alert.objects.filter(kind="drift").count() == 3
     assert PositionDrift.objects.count() == 3
+    assert drifts(world)[(bob.display_name, "INFY-EQ")].closed_by_hand == 4  # still shown
+    assert reductions.count() == 2
     assert {f.pk: len(world.orders_of(f)) for f in world.followers} == orders_before
 
     # the dashboard shows it, and the master switches to the close policy there
@@ -156,16 +176,18 @@ def test_drift_is_reported_once_and_the_close_policy_closes_exactly_it(make_worl
     assert sorted(c.quantity for c in closes) == [6, 10]
     assert all(c.status == "SUCCESS" and c.intent == "exit" for c in closes)
 
-    # the next pass: alice's INFY is resolved; bob's hand-closed 4 stays reported, not sold
+    # the next pass: both INFY drifts are resolved (the ledger no longer counts bob's hand
+    # close); alice's hand-closed SBIN stays reported while the master holds it, never re-opened
     run_reconciliation(world)
     world.tick()
-    a_infy.refresh_from_db()
-    assert a_infy.resolved_at is not None and a_infy.status == "resolved"
-    assert Alert.objects.get(pk=a_infy.alert_id).resolved_at is not None
+    for d in (a_infy, b_infy):
+        d.refresh_from_db()
+        assert d.resolved_at is not None and d.status == "resolved"
+        assert Alert.objects.get(pk=d.alert_id).resolved_at is not None
     left = drifts(world)
-    assert set(left) == {(bob.display_name, "INFY-EQ"), (alice.display_name, "SBIN-EQ")}
-    assert left[(bob.display_name, "INFY-EQ")].ledger_net == 4
-    assert left[(bob.display_name, "INFY-EQ")].to_close == 0
+    assert set(left) == {(alice.display_name, "SBIN-EQ")}
+    assert left[(alice.display_name, "SBIN-EQ")].closed_by_hand == 6
+    assert PositionLedger.objects.get(follower=bob, trading_symbol="INFY-EQ").net_quantity == 0
     assert closes.count() == 2  # no second close
     assert world.net_of(bob, "INFY-EQ") == 0 and world.net_of(alice, "SBIN-EQ") == 0
     assert PositionLedger.objects.get(follower=alice, trading_symbol="INFY-EQ").net_quantity == 0

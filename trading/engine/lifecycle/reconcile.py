@@ -15,6 +15,23 @@ A difference is a **drift** (`PositionDrift`): stored for the dashboard, alerted
 working (or changed while the broker's book was being read) are left for the next pass: they
 are moving, not drifting.
 
+**Closed outside copytrade.** When the broker's net position on the ledger's side is smaller
+than the ledger (or flat, or the other side) and nothing is at work on it, the follower closed
+(part of) the copied position itself: the ledger is reduced to what the broker still holds on
+that side (`reduced_ledger`; never increased, never its sign changed) by a conditional UPDATE
+(the row as read: quantity, no exit reserved, not updated since), with an audit row
+(``ledger.closed_outside``, before/after, reason "closed outside copytrade"), and the drift
+reports it (``closed_by_hand``, carried while the drift lasts). A later master exit is sized
+from the reduced ledger, so it never sells what the follower no longer holds (it would go
+short: an MIS/NRML sell goes through at the broker). Only MIS and NRML: a CNC position bought
+on an earlier day is in the holdings, not the position book, so the book cannot tell a hand
+close there: reported only (AliceBlue refuses a delivery sell beyond the demat holdings; the
+sandbox does not model that). Shares the follower holds beyond the ledger are its own: the
+ledger is never increased. No stored broker reading caps an exit at send time: the only one
+per position is this pass's (DailyPnl keeps P&L, not quantities), and a stale one would cut
+an exit the follower's later copies filled; `ledger.reserve_exit` caps the claim to the
+(reduced) ledger.
+
 The master's policy (`Master.reconcile_policy`):
 
 * ``report`` (default): nothing else.
@@ -37,7 +54,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -48,6 +65,7 @@ from django.db.models import Q
 from accounts.models import Follower, Master
 from copytrade.lib import clock
 from copytrade.lib.sizing import size_entry
+from trading.audit import record_audit
 from trading.brokers.aliceblue import budget as persisted_budget
 from trading.brokers.aliceblue.errors import BrokerError
 from trading.brokers.aliceblue.types import Position
@@ -61,6 +79,7 @@ from trading.models import (
     MasterPosition,
     PositionDrift,
     PositionLedger,
+    Product,
 )
 
 if TYPE_CHECKING:
@@ -77,6 +96,15 @@ DRIFT_MESSAGE = (
     "{master:+d}{broker}.{hand}"
 )
 HAND_NOTE = " The follower closed {qty} by hand: never re-opened."
+REDUCED_NOTE = (
+    " The follower closed {qty} outside copytrade: the ledger no longer counts it (never sold "
+    "or re-opened)."
+)
+#: The audit trail's reason for a ledger reduced to what the broker still holds.
+CLOSED_OUTSIDE = "closed outside copytrade"
+#: Products whose whole position is in the broker's position book (CNC from an earlier day is
+#: in the holdings instead): only these ledgers are reduced to the book.
+REDUCIBLE_PRODUCTS = frozenset({Product.MIS.value, Product.NRML.value})
 CLOSE_NOTE = "Closing {qty}: you no longer hold it (policy: close)."
 CLOSE_DONE_NOTE = "The close did not clear it; it is not retried by itself."
 CLOSE_OUTCOME = "Reconciliation closes {follower}'s {qty} {symbol}: the master no longer holds it."
@@ -110,6 +138,8 @@ class Comparison:
     broker_net: int | None
     closed_by_hand: int
     to_close: int
+    #: The ledger was reduced to the broker's position in this pass (closed outside copytrade).
+    reduced: bool = False
 
     @property
     def drift(self) -> bool:
@@ -129,6 +159,15 @@ def compare(
     no_longer_held = ledger_net != 0 and _sign(master_net) != _sign(ledger_net)
     to_close = min(abs(ledger_net), held) if no_longer_held and held is not None else 0
     return Comparison(master_net, expected, ledger_net, broker_net, closed_by_hand, to_close)
+
+
+def reduced_ledger(ledger_net: int, broker_net: int | None) -> int:
+    """What the ledger may still count, given the broker's net position (pure): at most what
+    the broker holds on the ledger's side; never more than the ledger, never the other sign."""
+    if broker_net is None or ledger_net == 0:
+        return ledger_net
+    held = max(broker_net * _sign(ledger_net), 0)
+    return _sign(ledger_net) * min(abs(ledger_net), held)
 
 
 # --- What to read from the broker ----------------------------------------------------------
@@ -166,9 +205,12 @@ class Reconciled:
     alerted: list[int] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
     pending_ids: list[int] = field(default_factory=list)
+    #: Ledger rows reduced to the broker's position (closed outside copytrade).
+    reduced: list[int] = field(default_factory=list)
 
     def extend(self, other: Reconciled) -> None:
         self.compared += other.compared
+        self.reduced += other.reduced
         self.drifts += other.drifts
         self.alerted += other.alerted
         self.resolved += other.resolved
@@ -245,11 +287,24 @@ def reconcile_master(
         .order_by("pk")
     )
     ledger: dict[int, dict[Key, int]] = defaultdict(dict)
-    for follower_id, exchange, token, product, symbol, net in PositionLedger.objects.filter(
-        master=master, detached=False
-    ).values_list("follower_id", "exchange", "token", "product", "trading_symbol", "net_quantity"):
-        ledger[follower_id][(exchange, token, product)] = net
-        symbols.setdefault((exchange, token, product), symbol)
+    read: dict[tuple[int, Key], LedgerRead] = {}
+    for row in PositionLedger.objects.filter(master=master, detached=False).values(
+        "pk",
+        "follower_id",
+        "exchange",
+        "token",
+        "product",
+        "trading_symbol",
+        "net_quantity",
+        "open_value",
+        "updated_at",
+    ):
+        key_ = (row["exchange"], row["token"], row["product"])
+        ledger[row["follower_id"]][key_] = row["net_quantity"]
+        read[(row["follower_id"], key_)] = LedgerRead(
+            row["pk"], row["net_quantity"], row["open_value"], row["updated_at"]
+        )
+        symbols.setdefault(key_, row["trading_symbol"])
     open_drifts: dict[int, dict[Key, PositionDrift]] = defaultdict(dict)
     for d in PositionDrift.objects.filter(master=master, resolved_at__isnull=True):
         open_drifts[d.follower_id][(d.exchange, d.token, d.product)] = d
@@ -272,6 +327,15 @@ def reconcile_master(
                 instruments[key] = decide.instrument_for(key[0], key[1], symbol)
             instrument = instruments[key]
             lot = instrument.lot_size if instrument is not None else 1
+            ledger_net = mine.get(key, 0)
+            broker_net = _broker_net(positions, key, symbol)
+            after = reduced_ledger(ledger_net, broker_net)
+            if after != ledger_net and key[2] in REDUCIBLE_PRODUCTS:
+                if not _reduce(master, read[(follower.pk, key)], after, broker_net, now=now):
+                    continue  # the ledger moved meanwhile: compared again next time
+                result.reduced.append(read[(follower.pk, key)].pk)
+            else:
+                after = ledger_net
             comparison = compare(
                 master_net=master_net.get(key, 0),
                 expected=expected_position(
@@ -280,10 +344,16 @@ def reconcile_master(
                     lot_size=lot,
                     max_quantity=follower.max_quantity,
                 ),
-                ledger_net=mine.get(key, 0),
-                broker_net=_broker_net(positions, key, symbol),
+                ledger_net=after,
+                broker_net=broker_net,
             )
             drift = drifts.get(key)
+            carried = drift.closed_by_hand if drift is not None else 0
+            if after != ledger_net:  # reported with what earlier passes of this drift reduced
+                closed = carried + abs(ledger_net - after)
+                comparison = replace(comparison, closed_by_hand=closed, reduced=True)
+            elif carried > comparison.closed_by_hand and comparison.drift:
+                comparison = replace(comparison, closed_by_hand=carried)
             if drift is None and not comparison.drift:
                 continue
             if drift is not None and _same(drift, comparison, master):
@@ -310,6 +380,58 @@ def reconcile_master(
     if unchanged:
         PositionDrift.objects.filter(pk__in=unchanged).update(last_seen_at=now)
     return result
+
+
+@dataclass(frozen=True)
+class LedgerRead:
+    """A ledger row as reconciliation read it (what its conditional reduction checks)."""
+
+    pk: int
+    net_quantity: int
+    open_value: Decimal
+    updated_at: datetime
+
+
+def _reduce(
+    master: Master, row: LedgerRead, after: int, broker_net: int | None, *, now: datetime
+) -> bool:
+    """Reduce a ledger row to what the broker still holds (closed outside copytrade), only if
+    it is still as read: same quantity, no exit reserved, not updated since (a fill applied
+    meanwhile, or another copier, wins; the position is compared again next time). The
+    position's average open price is kept; the audit row exists exactly when the change does.
+    """
+    before = row.net_quantity
+    open_value = (row.open_value * Decimal(after) / Decimal(before)).quantize(Decimal("0.0001"))
+    with transaction.atomic():
+        moved = PositionLedger.objects.filter(
+            pk=row.pk,
+            net_quantity=before,
+            exit_reserved=0,
+            detached=False,
+            updated_at=row.updated_at,
+        ).update(net_quantity=after, open_value=open_value, updated_at=now)
+        if not moved:
+            return False
+        target = PositionLedger.objects.select_related("follower").get(pk=row.pk)
+        record_audit(
+            actor=None,
+            actor_repr="copier: reconciliation",
+            action="ledger.closed_outside",
+            target=target,
+            master=master,
+            before={"net_quantity": before, "open_value": row.open_value},
+            after={
+                "net_quantity": after,
+                "open_value": open_value,
+                "broker_net": broker_net,
+                "reason": CLOSED_OUTSIDE,
+            },
+        )
+    logger.warning(
+        "ledger reduced: closed outside copytrade",
+        extra={"ctx": {"ledger": row.pk, "before": before, "after": after, "broker": broker_net}},
+    )
+    return True
 
 
 def _same(drift: PositionDrift, c: Comparison, master: Master) -> bool:
@@ -349,7 +471,8 @@ def reconcile_all(
 
 def _drift_message(follower: Follower, symbol: str, key: Key, c: Comparison) -> str:
     broker = "" if c.broker_net is None else f"; the broker holds {c.broker_net:+d}"
-    hand = HAND_NOTE.format(qty=c.closed_by_hand) if c.closed_by_hand else ""
+    note = REDUCED_NOTE if c.reduced else HAND_NOTE
+    hand = note.format(qty=c.closed_by_hand) if c.closed_by_hand else ""
     return DRIFT_MESSAGE.format(
         follower=follower.display_name,
         symbol=symbol,
@@ -530,8 +653,8 @@ async def reconcile_job(copier: Copier) -> Reconciled:
     """Compare, record drift, close what the policy closes, and send those closes. One
     database call per master, so the copier's own work is never held up for long."""
     accounts = await copier.db(accounts_to_read)
+    read_at = clock.now()  # before `moving`: a copy decided in between is moving either way
     moving = await copier.db(moving_positions)
-    read_at = clock.now()
     broker = await read_positions(copier, accounts)
     result = Reconciled()
     for master_id in await copier.db(masters_to_reconcile):
@@ -545,7 +668,7 @@ async def reconcile_job(copier: Copier) -> Reconciled:
         )
         copier._dispatch(one.pending_ids)
         result.extend(one)
-    if result.alerted or result.resolved or result.pending_ids:
+    if result.alerted or result.resolved or result.pending_ids or result.reduced:
         logger.warning(
             "reconciliation",
             extra={
@@ -555,6 +678,7 @@ async def reconcile_job(copier: Copier) -> Reconciled:
                     "new": len(result.alerted),
                     "resolved": len(result.resolved),
                     "closes": len(result.pending_ids),
+                    "reduced": len(result.reduced),
                 }
             },
         )
