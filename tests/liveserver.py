@@ -24,7 +24,7 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def procfile_web_args(*, timeout: int | None = None) -> list[str]:
+def procfile_web_args(*, timeout: int | None = None, access_log: Path | None = None) -> list[str]:
     """The Procfile's `web:` command with the test's port (0: the kernel picks a free one)."""
     line = next(
         line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")
@@ -46,6 +46,8 @@ def procfile_web_args(*, timeout: int | None = None) -> list[str]:
     out += ["--bind", "127.0.0.1:0", "--graceful-timeout", "3"]
     if timeout is not None:
         out += ["--timeout", str(timeout)]
+    if access_log is not None:  # the Procfile's access log format, into a file
+        out += ["--access-logfile", str(access_log)]
     return out
 
 
@@ -72,7 +74,11 @@ class LiveServer:
 
 @contextmanager
 def web_server(
-    tmp_path: Path, *, timeout: int | None = None, env: dict[str, str] | None = None
+    tmp_path: Path,
+    *,
+    timeout: int | None = None,
+    env: dict[str, str] | None = None,
+    access_log: Path | None = None,
 ) -> Iterator[LiveServer]:
     environment = {
         **os.environ,
@@ -86,7 +92,7 @@ def web_server(
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as handle:
         process = subprocess.Popen(
-            procfile_web_args(timeout=timeout),
+            procfile_web_args(timeout=timeout, access_log=access_log),
             cwd=ROOT,
             env=environment,
             stdout=subprocess.DEVNULL,
