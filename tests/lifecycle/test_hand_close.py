@@ -5,10 +5,15 @@ follower ends flat, never short; shares the follower holds beyond the ledger are
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
+from django.test import Client
+from django.urls import reverse
+
 from copytrade.lib import clock
+from tests.conftest import login
 from tests.factories import BrokerAccountFactory, CopyTradeFactory, FollowerFactory
 from tests.lifecycle.test_reconciliation import drifts, run_reconciliation
 from trading.brokers.aliceblue.types import Position
@@ -59,6 +64,8 @@ def test_a_hand_close_is_taken_out_of_the_ledger_and_the_master_exit_never_goes_
     assert (p.expected, p.ledger_net, p.broker_net, p.closed_by_hand) == (10, 4, 4, 6)
     assert (w.expected, w.ledger_net, w.broker_net, w.closed_by_hand) == (10, 0, 0, 10)
     assert "closed 6 outside copytrade" in p.note
+    page = login(Client(), world.master.user).get(reverse("trading:master_dashboard"))
+    assert "The follower closed 6 outside copytrade" in page.content.decode()
     # a second pass changes nothing: no second reduction, still reported
     again = run_reconciliation(world)
     assert not again.reduced and reductions.count() == 2
@@ -221,6 +228,25 @@ def test_a_short_copied_position_bought_back_by_hand_is_reduced_too(db):
     _reconcile(account, _broker(5))  # the follower bought beyond flat: its own long
     row.refresh_from_db()
     assert row.net_quantity == 0
+
+
+def test_a_book_without_the_positions_row_is_reported_not_read_as_closed(db):
+    # no row for it today (an earlier day's position, a token spelt otherwise): not reduced
+    _, account, row = _position()
+    other = _broker(4)[0]
+    _reconcile(account, [replace(other, token="99999", trading_symbol="SBIN-EQ")])
+    _reconcile(account, [replace(other, token="1594.0")])  # a token spelt otherwise
+    # a row of this instrument with a product that cannot be read: not trusted either
+    _reconcile(account, [*_broker(4), replace(other, product=None, net_quantity=6)])
+    row.refresh_from_db()
+    assert row.net_quantity == 10
+    assert not AuditEvent.objects.filter(action="ledger.closed_outside").exists()
+    (drift,) = PositionDrift.objects.all()  # still reported
+    assert drift.ledger_net == 10
+    # the book shows it: reduced
+    _reconcile(account, _broker(4))
+    row.refresh_from_db()
+    assert row.net_quantity == 4
 
 
 def test_a_delivery_position_is_reported_not_reduced(db):

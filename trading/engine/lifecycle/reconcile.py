@@ -19,7 +19,9 @@ are moving, not drifting.
 than the ledger (or flat, or the other side) and nothing is at work on it, the follower closed
 (part of) the copied position itself: the ledger is reduced to what the broker still holds on
 that side (`reduced_ledger`; never increased, never its sign changed) by a conditional UPDATE
-(the row as read: quantity, no exit reserved, not updated since), with an audit row
+(the row as read: quantity, no exit reserved, not updated since) when the broker's book has
+a row for the position (`_book_shows`: a missing row is reported, never read as closed), with
+an audit row
 (``ledger.closed_outside``, before/after, reason "closed outside copytrade"), and the drift
 reports it (``closed_by_hand``, carried while the drift lasts). A later master exit is sized
 from the reduced ledger, so it never sells what the follower no longer holds (it would go
@@ -230,6 +232,26 @@ def _broker_net(positions: list[Position] | None, key: Key, symbol: str) -> int 
     return total
 
 
+def _book_shows(positions: list[Position] | None, key: Key, symbol: str) -> bool:
+    """The broker's book has a row for this position (a position closed today stays in the
+    day's book) and none of this instrument with a product we cannot read: only then is its
+    net trusted to take anything out of the ledger (a missing row — an earlier day, a token
+    spelt otherwise — is reported, never read as "closed")."""
+    if positions is None:
+        return False
+    exchange, token, product = key
+    found = False
+    for p in positions:
+        if p.exchange != exchange:
+            continue
+        if not ((token and p.token == token) or p.trading_symbol == symbol):
+            continue
+        if p.product is None:
+            return False
+        found = found or (p.product.value == product and (not token or p.token == token))
+    return found
+
+
 Moving = set[tuple[int, Key]]  # (follower id, position) with a copy at work
 
 
@@ -330,7 +352,11 @@ def reconcile_master(
             ledger_net = mine.get(key, 0)
             broker_net = _broker_net(positions, key, symbol)
             after = reduced_ledger(ledger_net, broker_net)
-            if after != ledger_net and key[2] in REDUCIBLE_PRODUCTS:
+            if (
+                after != ledger_net
+                and key[2] in REDUCIBLE_PRODUCTS
+                and _book_shows(positions, key, symbol)
+            ):
                 if not _reduce(master, read[(follower.pk, key)], after, broker_net, now=now):
                     continue  # the ledger moved meanwhile: compared again next time
                 result.reduced.append(read[(follower.pk, key)].pk)
