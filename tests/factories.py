@@ -143,3 +143,20 @@ class CopyTradeFactory(factory.django.DjangoModelFactory):
         if create and extracted is not None:
             type(self).objects.filter(pk=self.pk).update(decided_at=extracted)
             self.decided_at = extracted
+
+
+def modified_then_cancelled(follower: Follower, *, status: str = "SUCCESS", **fields: object):
+    """One copied order the master modified and then cancelled, as the lifecycle mirror records
+    it: the PLACE row and a MODIFY and a CANCEL row linked to it, each for its own master
+    order event (``modified``, ``cancelled``). Returns (place, modify, cancel)."""
+    place = CopyTradeFactory(follower=follower, status=status, **fields)
+    order = place.event.master_order
+    changes = []
+    for action, kind in (("modify", "modified"), ("cancel", "cancelled")):
+        event = MasterOrderEventFactory(master_order=order, kind=kind)
+        changes.append(
+            CopyTradeFactory(
+                follower=follower, event=event, action=action, linked=place, status=status
+            )
+        )
+    return place, changes[0], changes[1]

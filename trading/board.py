@@ -13,13 +13,22 @@ transaction as the change, so a board's version can never lag a committed trade.
 SQLite drops a table's triggers when Django's schema editor rebuilds the table (any later
 migration that adds a NOT NULL column or alters a field of CopyTrade does), so
 `install_triggers` is idempotent and runs after every `migrate` (post_migrate, see
-`trading.apps`) as well as in migration 0002.
+`trading.apps`) as well as in migrations 0002 and 0008.
+
+What is counted: ``total`` counts every copy trade row (the board lists them all and pages by
+it); the per-status columns count copied orders only, the rows with action = place (a
+freeze-quantity leg is its own place row). A master's modification or cancel adds a modify or
+cancel row for the same follower order: it moves ``total`` and ``version`` (the board shows
+the row) but not the statistics.
 """
 
 from __future__ import annotations
 
 from django.db import connection as default_connection
+from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+from trading.models import CopyTradeAction
 
 # (status value, FollowerBoard column); the order is the column order in the SQL below.
 STATUS_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -33,6 +42,7 @@ STATUS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("SKIPPED", "skipped"),
 )
 _COLS = [column for _, column in STATUS_COLUMNS]
+_PLACE = CopyTradeAction.PLACE.value  # the statistics count these rows only
 _BOARD = "trading_followerboard"
 _TRADES = "trading_copytrade"
 TRIGGER_NAMES = (
@@ -44,7 +54,9 @@ TRIGGER_NAMES = (
 
 # --- SQLite ------------------------------------------------------------------------------------
 def _sqlite_upsert(row: str) -> str:
-    flags = ", ".join(f"({row}.status = '{status}')" for status, _ in STATUS_COLUMNS)
+    flags = ", ".join(
+        f"({row}.status = '{status}' AND {row}.action = '{_PLACE}')" for status, _ in STATUS_COLUMNS
+    )
     adds = ", ".join(f"{col} = {col} + excluded.{col}" for col in _COLS)
     return (
         f"INSERT INTO {_BOARD} (follower_id, version, total, {', '.join(_COLS)}) "
@@ -56,7 +68,8 @@ def _sqlite_upsert(row: str) -> str:
 
 def _sqlite_subtract(row: str) -> str:
     subs = ", ".join(
-        f"{col} = {col} - ({row}.status = '{status}')" for status, col in STATUS_COLUMNS
+        f"{col} = {col} - ({row}.status = '{status}' AND {row}.action = '{_PLACE}')"
+        for status, col in STATUS_COLUMNS
     )
     return (
         f"UPDATE {_BOARD} SET version = version + 1, total = total - 1, {subs} "
@@ -65,12 +78,14 @@ def _sqlite_subtract(row: str) -> str:
 
 
 def _sqlite_statements() -> list[str]:
-    return [
-        f"CREATE TRIGGER IF NOT EXISTS trading_copytrade_board_ai AFTER INSERT ON {_TRADES} "
+    # Drop and create (in one transaction, see install_triggers): a changed definition
+    # replaces the one an older release installed.
+    return [f"DROP TRIGGER IF EXISTS {name}" for name in TRIGGER_NAMES] + [
+        f"CREATE TRIGGER trading_copytrade_board_ai AFTER INSERT ON {_TRADES} "
         f"BEGIN {_sqlite_upsert('NEW')} END",
-        f"CREATE TRIGGER IF NOT EXISTS trading_copytrade_board_au AFTER UPDATE ON {_TRADES} "
+        f"CREATE TRIGGER trading_copytrade_board_au AFTER UPDATE ON {_TRADES} "
         f"BEGIN {_sqlite_subtract('OLD')} {_sqlite_upsert('NEW')} END",
-        f"CREATE TRIGGER IF NOT EXISTS trading_copytrade_board_ad AFTER DELETE ON {_TRADES} "
+        f"CREATE TRIGGER trading_copytrade_board_ad AFTER DELETE ON {_TRADES} "
         f"BEGIN {_sqlite_subtract('OLD')} END",
     ]
 
@@ -78,7 +93,7 @@ def _sqlite_statements() -> list[str]:
 # --- PostgreSQL --------------------------------------------------------------------------------
 def _pg_function(name: str, source: str) -> str:
     sums = ", ".join(
-        f"SUM(CASE WHEN d.status = '{status}' THEN d.sign ELSE 0 END)"
+        f"SUM(CASE WHEN d.status = '{status}' AND d.action = '{_PLACE}' THEN d.sign ELSE 0 END)"
         for status, _ in STATUS_COLUMNS
     )
     adds = ", ".join(f"{col} = b.{col} + EXCLUDED.{col}" for col in _COLS)
@@ -98,8 +113,8 @@ $fn$"""
 
 
 def _pg_statements() -> list[str]:
-    new_rows = "SELECT follower_id, status, 1 AS sign FROM board_new"
-    old_rows = "SELECT follower_id, status, -1 AS sign FROM board_old"
+    new_rows = "SELECT follower_id, status, action, 1 AS sign FROM board_new"
+    old_rows = "SELECT follower_id, status, action, -1 AS sign FROM board_old"
     specs = [
         ("trading_copytrade_board_ai", "INSERT", "NEW TABLE AS board_new", new_rows),
         (
@@ -131,7 +146,8 @@ def install_triggers(connection: BaseDatabaseWrapper | None = None) -> None:
         statements = _pg_statements()
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise NotImplementedError(f"board triggers for {connection.vendor}")
-    with connection.cursor() as cursor:
+    # One transaction: no write can fall between a DROP and its CREATE uncounted.
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         for statement in statements:
             cursor.execute(statement)
 
@@ -169,7 +185,8 @@ def rebuild_boards(connection: BaseDatabaseWrapper | None = None) -> int:
     keep them right). Bumps each version so open boards re-render. Returns the row count."""
     connection = connection or default_connection
     sums = ", ".join(
-        f"SUM(CASE WHEN status = '{status}' THEN 1 ELSE 0 END)" for status, _ in STATUS_COLUMNS
+        f"SUM(CASE WHEN status = '{status}' AND action = '{_PLACE}' THEN 1 ELSE 0 END)"
+        for status, _ in STATUS_COLUMNS
     )
     sets = ", ".join(f"{col} = excluded.{col}" for col in _COLS)
     with connection.cursor() as cursor:

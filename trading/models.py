@@ -500,7 +500,10 @@ class FollowerBoard(models.Model):
 
     * ``version`` grows with every committed change: the board's refresh compares it with the
       version the page shows and answers 204 without reading a single trade (one indexed row);
-    * the per-status counts are the board's "overall" statistics without a scan.
+    * the per-status counts are the board's "overall" statistics without a scan: they count
+      copied orders, the rows with action = place (a master's modification or cancel adds a
+      modify/cancel row that bumps ``version`` but is not another copied order);
+    * ``total`` counts every row, modify and cancel rows included (the board pages by it).
 
     Plain integers, no CHECK constraints: a counter can never make a copy trade write fail.
     ``trading.board.rebuild_boards()`` recomputes every row from the copy trades.

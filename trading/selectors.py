@@ -129,8 +129,10 @@ class Stats:
 def stats_between(
     trades: QuerySet[CopyTrade], start: datetime | None = None, end: datetime | None = None
 ) -> Stats:
-    """Counts by status of `trades` decided in [start, end) (an aggregate; for small ranges)."""
-    qs = trades.order_by()
+    """Counts by status of the copied orders among `trades` decided in [start, end) (an
+    aggregate; for small ranges). A copied order is a place row: the modify and cancel rows a
+    master's modification or cancel adds change that order, they are not more copies."""
+    qs = trades.order_by().filter(action=CopyTrade.Action.PLACE)
     if start is not None:
         qs = qs.filter(decided_at__gte=start)
     if end is not None:
@@ -259,6 +261,9 @@ class BoardState:
     active: bool
     entries_paused_by_master: bool
     counts: dict[str, int] = field(default_factory=dict)
+    # Every copy trade row the board lists (modify and cancel rows too); `counts` and
+    # `overall` count copied orders only.
+    rows: int = 0
 
     @property
     def overall(self) -> Stats:
@@ -280,7 +285,7 @@ def _board_state_sql(with_session: bool) -> str:
     return (
         "SELECT u.password, u.is_active, u.role, "
         "f.id, f.display_name, f.updated_at, f.is_paused, f.is_active, m.entries_paused, "
-        f"b.version, {board_cols}, "
+        f"b.version, b.total, {board_cols}, "
         "a.id, a.login_method, s.state, s.trading_day, s.updated_at, s.last_error"
         + (", ds.session_data " if with_session else " ")
         + f"FROM {User._meta.db_table} u "
@@ -329,6 +334,7 @@ def board_state_with_login(
         active,
         m_paused,
         version,
+        rows,
         *rest,
     ) = row
     counts = rest[: len(_BOARD_COUNT_COLUMNS)]
@@ -372,6 +378,7 @@ def board_state_with_login(
             status.upper(): int(n or 0)
             for status, n in zip(_BOARD_COUNT_COLUMNS, counts, strict=True)
         },
+        rows=int(rows or 0),
     )
     login = BoardLogin(
         password=password, is_active=bool(user_active), role=role, session_data=session_data
@@ -501,7 +508,8 @@ def board_page(
 def _today_sql() -> str:
     return (
         f"SELECT status, COUNT(*) FROM {CopyTrade._meta.db_table} "  # noqa: S608 - constants and model table names only
-        "WHERE follower_id = %s AND decided_at >= %s AND decided_at < %s GROUP BY status"
+        "WHERE follower_id = %s AND decided_at >= %s AND decided_at < %s "
+        f"AND action = '{CopyTrade.Action.PLACE.value}' GROUP BY status"
     )
 
 
@@ -622,6 +630,8 @@ class OrderLine:
     def stats(self) -> Stats:
         counts: dict[str, int] = {}
         for outcome in self.outcomes:
+            if outcome.copy.action != CopyTrade.Action.PLACE:
+                continue  # a change of a copied order (listed, labelled), not another copy
             counts[outcome.copy.status] = counts.get(outcome.copy.status, 0) + 1
         return Stats.from_counts(counts)
 

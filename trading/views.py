@@ -326,7 +326,7 @@ def _board_response(request: HtmxHttpRequest, state: selectors.BoardState) -> Ht
         state.follower_id,
         page=_page_number(request),
         per_page=BOARD_PAGE_SIZE,
-        total=state.overall.total,
+        total=state.rows,
     )
     context = {
         "state": state,

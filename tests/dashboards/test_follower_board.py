@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount, User
 from tests.conftest import login
-from tests.factories import CopyTradeFactory
+from tests.factories import CopyTradeFactory, modified_then_cancelled
 from trading import selectors
 from trading.models import BrokerSession, CopyTrade
 from trading.views import BOARD_PAGE_SIZE
@@ -151,6 +151,31 @@ def test_statistics_today_and_overall(client_a, follower_a):
     assert _stat(html, "overall-total") == 9
     assert _stat(html, "overall-successful") == 3
     assert _stat(html, "overall-unknown") == 1
+
+
+def test_statistics_count_a_modified_then_cancelled_order_once_and_list_its_rows(
+    client_a, follower_a
+):
+    place, modify, cancel = modified_then_cancelled(follower_a, status="SUCCESS")
+    html = client_a.get(URL).content.decode()
+    for name in ("today", "overall"):
+        assert _stat(html, f"{name}-total") == 1
+        assert _stat(html, f"{name}-successful") == 1
+    for row in (place, modify, cancel):
+        assert f'id="trade-{row.id}"' in html
+
+
+def test_pagination_counts_modify_and_cancel_rows(client_a, follower_a):
+    # fewer copied orders than a page, more rows than a page: the last rows stay reachable
+    now = timezone.now()
+    for i in range(BOARD_PAGE_SIZE // 3 + 1):
+        modified_then_cancelled(follower_a, decided_at=now - timedelta(minutes=i))
+    first = client_a.get(URL).content.decode()
+    assert _stat(first, "overall-total") == BOARD_PAGE_SIZE // 3 + 1
+    assert "Page 1 of 2" in first
+    second = client_a.get(URL, {"page": 2}).content.decode()
+    listed = first.count('id="trade-') + second.count('id="trade-')
+    assert listed == CopyTrade.objects.filter(follower=follower_a).count()
 
 
 def test_today_is_the_indian_trading_day(follower_a):

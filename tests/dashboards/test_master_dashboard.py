@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount, Follower
 from tests.conftest import login
-from tests.factories import CopyTradeFactory
+from tests.factories import CopyTradeFactory, modified_then_cancelled
 from trading import selectors
 from trading.models import AuditEvent, BrokerSession, CopierHeartbeat
 
@@ -144,6 +144,18 @@ def test_recent_orders_expand_to_outcomes_and_latencies(client_x, follower_a, fo
     assert "12 ms" in details and "30 ms" in details and "50 ms" in details
     total = int((trade.acknowledged_at - t0).total_seconds() * 1000)
     assert f"<strong>{total} ms</strong>" in details
+
+
+def test_order_stats_count_copies_not_their_modify_and_cancel_rows(client_x, follower_a):
+    place, modify, cancel = modified_then_cancelled(follower_a, status="SUCCESS")
+    html = client_x.get(URL).content.decode()
+    order = place.event.master_order
+    details = html[html.index(f'<details id="order-{order.pk}"') :].split("</details>")[0]
+    assert "1 sent" in details and "3 sent" not in details
+    # the changes are still listed, labelled
+    for row, label in ((modify, "modify"), (cancel, "cancel")):
+        cell = details[details.index(f'id="copy-{row.pk}"') :].split("</td>")[0]
+        assert label in cell
 
 
 def test_no_orders_no_followers_empty_states(client, master_y):
