@@ -5,6 +5,7 @@ follower ends flat, never short; shares the follower holds beyond the ledger are
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -12,13 +13,17 @@ from decimal import Decimal
 from django.test import Client
 from django.urls import reverse
 
+from accounts.models import BrokerAccount
 from copytrade.lib import clock
 from tests.conftest import login
+from tests.engine.test_detection import _connected, _until
 from tests.factories import BrokerAccountFactory, CopyTradeFactory, FollowerFactory
 from tests.lifecycle.test_reconciliation import drifts, run_reconciliation
 from trading.brokers.aliceblue.types import Position
 from trading.brokers.aliceblue.types import Product as BrokerProduct
+from trading.engine import tracking
 from trading.engine.lifecycle import reconcile
+from trading.engine.runner import Copier, Watch
 from trading.models import AuditEvent, CopyTrade, PositionDrift, PositionLedger
 
 
@@ -92,6 +97,104 @@ def test_a_hand_close_is_taken_out_of_the_ledger_and_the_master_exit_never_goes_
     run_reconciliation(world)
     assert drifts(world) == {}
     assert PositionDrift.objects.filter(resolved_at__isnull=False).count() == 2
+
+
+def test_a_hand_close_just_before_the_master_exit_is_taken_out_at_once(make_world, monkeypatch):
+    """The running copier, the periodic reconciliation an hour away: the follower's order
+    feed brings its hand sell (an order that is not ours, on a copied position), the copier
+    reconciles that account at once, and the master's exit 1.5 s later sells only the 4 left.
+    Without the prompt pass the follower sold 10 and ended short 6."""
+    world = make_world({}, {})
+    part, other = world.followers
+    account = BrokerAccount.objects.get(owner=part.user)
+    world.tick()
+    prompt: list[list[int]] = []
+    periodic = reconcile.reconcile_accounts
+
+    async def spy(copier, only=None):
+        if only is not None:
+            prompt.append(sorted(only))
+        return await periodic(copier, only)
+
+    monkeypatch.setattr(reconcile, "reconcile_accounts", spy)
+
+    def exits_done():
+        rows = CopyTrade.objects.filter(intent="exit", action="place")
+        return rows.count() == 2 and all(r.broker_final for r in rows)
+
+    async def body(copier):
+        await _until(_connected(world))
+        await asyncio.to_thread(world.place, "INFY-EQ", "BUY", 10)
+        await _until(lambda: _copied(world) == [10, 10])
+        await _until(lambda: world.sbx.sockets(world.client_of(part)) > 0)  # its order feed
+        await asyncio.sleep(1.0)  # the copies' fills came in by push and poll
+        assert prompt == []  # our own copies' fills trigger nothing
+        hand = await asyncio.to_thread(
+            world.sbx.place_order, world.client_of(part), "NSE", "INFY-EQ", "SELL", 6
+        )
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(world.place, "INFY-EQ", "SELL", 10)  # the master exits fully
+        await _until(exits_done, timeout=15)
+        return hand, dict(copier._hand_seen), await copier._client(account.pk).order_book()
+
+    # no periodic pass, no follower poll in time: only the order feed (push) can tell
+    hand, seen, book = world.run(body, reconcile=3600, follower_poll_fast=30, follower_poll_slow=30)
+    (part_exit,) = CopyTrade.objects.filter(follower=part, intent="exit")
+    assert (part_exit.status, part_exit.quantity, part_exit.filled_quantity) == ("SUCCESS", 4, 4)
+    assert world.net_of(part, "INFY-EQ") == 0 and ledger_of(part) == 0  # flat, never short
+    (other_exit,) = CopyTrade.objects.filter(follower=other, intent="exit")
+    assert (other_exit.quantity, other_exit.filled_quantity) == (10, 10)
+    assert world.net_of(other, "INFY-EQ") == 0 and ledger_of(other) == 0
+    assert prompt == [[account.pk]]  # once, for that follower only
+    assert seen == {(account.pk, hand["order_no"]): 6}
+    (reduction,) = AuditEvent.objects.filter(action="ledger.closed_outside")
+    assert (reduction.before["net_quantity"], reduction.after["net_quantity"]) == (10, 4)
+    # its order book (the copied buy, the hand sell, the copied exit): with nothing copied
+    # left, no hand trade; with a copied position, only the hand sell is one
+    assert len(book) == 3
+    assert tracking.hand_fills(account.pk, part.pk, book) == []
+    PositionLedger.objects.filter(follower=part).update(net_quantity=4)
+    assert tracking.hand_fills(account.pk, part.pk, book) == [(account.pk, hand["order_no"], 6)]
+
+
+def test_a_hand_trade_seen_by_the_follower_poll_is_reconciled_once(make_world, monkeypatch):
+    world = make_world({}, {})
+    part, _ = world.followers
+    world.tick()
+    world.place("INFY-EQ", "BUY", 10)
+    world.tick(2)
+    world.sbx.place_order(world.client_of(part), "NSE", "INFY-EQ", "SELL", 6)
+    accounts = [BrokerAccount.objects.get(owner=f.user).pk for f in world.followers]
+    prompt: list[list[int]] = []
+    periodic = reconcile.reconcile_accounts
+
+    async def spy(copier, only=None):
+        prompt.append(sorted(only))
+        return await periodic(copier, only)
+
+    monkeypatch.setattr(reconcile, "reconcile_accounts", spy)
+
+    async def go():
+        async with Copier(name="test-copier", config=world.config) as copier:
+            await copier.refresh(start_watches=False)
+            for _ in range(2):  # the order book shows the hand sell on every poll: acted on once
+                for account_id in accounts:
+                    await copier.poll_follower(Watch(account_id, copier._client(account_id)))
+                if copier._hand_task is not None:
+                    await copier._hand_task
+
+    asyncio.run(go())
+    assert prompt == [[accounts[0]]]  # the other follower's book has only our copy
+    assert [ledger_of(f) for f in world.followers] == [4, 10]
+
+
+def _copied(world) -> list[int | None]:
+    rows = dict(
+        PositionLedger.objects.filter(trading_symbol="INFY-EQ").values_list(
+            "follower_id", "net_quantity"
+        )
+    )
+    return [rows.get(f.pk) for f in world.followers]
 
 
 def test_shares_the_follower_holds_beyond_the_ledger_are_its_own(make_world):

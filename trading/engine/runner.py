@@ -263,6 +263,10 @@ class OutcomeWriter:
             await asyncio.sleep(0)
 
 
+#: Seconds a hand trade waits before its account is reconciled (a burst of fills goes as one).
+HAND_TRADE_DELAY = 0.2
+
+
 class TrackingWriter:
     """Collects follower order updates (push frames) for a few milliseconds and applies each
     batch in one transaction (`tracking.apply_follower_batch`): a fan-out to N followers
@@ -275,6 +279,7 @@ class TrackingWriter:
         self.batch = batch
         self._pending: list[tuple[Watch, OrderRow]] = []
         self._task: asyncio.Task[None] | None = None
+        self.listeners: list[Callable[[tracking.TrackResult], None]] = []
 
     def put(self, watch: Watch, row: OrderRow) -> None:
         self._pending.append((watch, row))
@@ -287,7 +292,7 @@ class TrackingWriter:
                 await asyncio.sleep(self.delay)
             batch, self._pending = self._pending[: self.batch], self._pending[self.batch :]
             try:
-                await self.db(
+                result = await self.db(
                     tracking.apply_follower_batch,
                     [(watch.account_id, [row]) for watch, row in batch],
                 )
@@ -295,6 +300,9 @@ class TrackingWriter:
                 logger.exception("tracking follower orders failed; polling those accounts")
                 for watch, _row in batch:
                     watch.poll_now.set()
+                continue
+            for listener in self.listeners:
+                listener(result)
 
     async def drain(self) -> None:
         while self._pending or (self._task is not None and not self._task.done()):
@@ -382,6 +390,12 @@ class Copier:
         self.governor = governor or AsyncRateGovernor()
         self.writer: OutcomeWriter | None = None
         self.tracker = TrackingWriter(self.db)
+        self.tracker.listeners.append(self.hand_trades)
+        #: Hand trades seen today ((account, order) -> filled) and accounts to reconcile now.
+        self._hand_seen: dict[tuple[int, str], int] = {}
+        self._hand_day = clock.today_ist()
+        self._hand_accounts: set[int] = set()
+        self._hand_task: asyncio.Task[Any] | None = None
         self.clients: dict[int, ClientEntry] = {}
         self.accounts: dict[int, steps.AccountState] = {}
         self.masters: dict[int, Watch] = {}
@@ -1265,7 +1279,38 @@ class Copier:
     async def poll_follower(self, watch: Watch) -> tracking.TrackResult:
         rows = await watch.client.order_book()
         watch.last_poll_at = clock.now()
-        return await self.db(tracking.apply_follower_rows, watch.account_id, rows)
+        result = await self.db(tracking.apply_follower_rows, watch.account_id, rows)
+        self.hand_trades(result)
+        return result
+
+    def hand_trades(self, result: tracking.TrackResult) -> None:
+        """A follower traded by hand on a copied position (a filled order that is not ours):
+        reconcile that account now, not at the next periodic pass, so a hand close is out of
+        the ledger before the master's exit is sized from it. Each order's fill is acted on
+        once (the order book repeats it on every poll); accounts of a burst are reconciled
+        together, after `HAND_TRADE_DELAY`."""
+        today = clock.today_ist()
+        if today != self._hand_day:
+            self._hand_seen.clear()
+            self._hand_day = today
+        for account_id, order, filled in result.hand_fills:
+            if filled > self._hand_seen.get((account_id, order), 0):
+                self._hand_seen[(account_id, order)] = filled
+                self._hand_accounts.add(account_id)
+        if not self._hand_accounts or self.stopping is None or self.stopping.is_set():
+            return
+        if self._hand_task is None or self._hand_task.done():
+            self._hand_task = asyncio.ensure_future(self._reconcile_hand_trades())
+            self._spawn(self._hand_task, name="reconcile-hand-trades")
+
+    async def _reconcile_hand_trades(self) -> None:
+        from trading.engine.lifecycle import reconcile
+
+        await asyncio.sleep(HAND_TRADE_DELAY)
+        while self._hand_accounts:
+            accounts, self._hand_accounts = sorted(self._hand_accounts), set()
+            logger.info("hand trade: reconciling now", extra={"ctx": {"accounts": accounts}})
+            await reconcile.reconcile_accounts(self, accounts)
 
     # --- the contract master ------------------------------------------------------------------
     async def refresh_contracts(self) -> None:

@@ -11,7 +11,10 @@ one transaction per batch:
 * applies new fills to the position ledger once (`ledger.apply_fill`, idempotent);
 * turns a SUCCESS that the exchange later REJECTED into FAILED, and an UNKNOWN that appears
   into SUCCESS (or FAILED) — each with its transition — and releases what an exit had
-  reserved in the ledger once the order is final.
+  reserved in the ledger once the order is final;
+* reports **hand trades** (`hand_fills`): filled orders that match no copy trade at all (not
+  ours) on an instrument where the follower holds a copied position; the copier reconciles
+  that account at once (a hand close must be out of the ledger before the master's exit).
 
 Rows still SENDING belong to the sender: their fills are applied, their status is not touched.
 """
@@ -33,7 +36,7 @@ from trading.brokers.aliceblue.types import OrderRow, OrderStatus
 from trading.engine import alerts, ledger, transitions
 from trading.engine.reasons import Reason, message
 from trading.engine.tracker import filled_of
-from trading.models import CopyTrade, Follower
+from trading.models import CopyTrade, Follower, PositionLedger
 
 logger = logging.getLogger("trading.engine.tracking")
 
@@ -48,6 +51,8 @@ class TrackResult:
     changed: list[int] = field(default_factory=list)
     filled: int = 0  # quantity applied to ledgers
     status_changes: list[tuple[int, str, str]] = field(default_factory=list)
+    #: (broker account id, order id or tag, filled quantity) of hand trades (`hand_fills`).
+    hand_fills: list[tuple[int, str, int]] = field(default_factory=list)
 
 
 def follower_for_account(account_id: int) -> int | None:
@@ -79,6 +84,49 @@ def accounts_with_open_copies(*, now: datetime | None = None) -> list[int]:
         .values_list("follower__user__broker_account__pk", flat=True)
         .distinct()
     )
+
+
+def hand_fills(
+    account_id: int, follower_id: int, rows: Sequence[OrderRow]
+) -> list[tuple[int, str, int]]:
+    """Orders with fills that match no copy trade of the follower (any status or action: not
+    ours) on an instrument where it holds a copied position (a non-zero, non-detached ledger
+    row): hand trades that may have closed copied shares. At most two indexed reads, none
+    when no order has a fill."""
+    filled = [r for r in rows if filled_of(r) > 0 and (r.broker_order_id or r.tag.strip())]
+    if not filled:
+        return []
+    held = list(
+        PositionLedger.objects.filter(follower_id=follower_id, detached=False)
+        .exclude(net_quantity=0)
+        .values_list("exchange", "token", "trading_symbol")
+    )
+    filled = [
+        r
+        for r in filled
+        if any(
+            r.exchange == e and ((t and r.token == t) or r.trading_symbol == s) for e, t, s in held
+        )
+    ]
+    if not filled:
+        return []
+    ids = [r.broker_order_id for r in filled if r.broker_order_id]
+    tags = [r.tag.strip().upper() for r in filled if r.tag.strip()]
+    ours_ids: set[str] = set()
+    ours_tags: set[str] = set()
+    for order_id, tag in (
+        CopyTrade.objects.filter(follower_id=follower_id)
+        .filter(Q(broker_order_id__in=ids) | Q(tag__in=tags))
+        .values_list("broker_order_id", "tag")
+    ):
+        ours_ids.add(order_id)
+        ours_tags.add(tag.upper())
+    return [
+        (account_id, r.broker_order_id or r.tag.strip().upper(), filled_of(r))
+        for r in filled
+        if not (r.broker_order_id and r.broker_order_id in ours_ids)
+        and not (r.tag.strip() and r.tag.strip().upper() in ours_tags)
+    ]
 
 
 def _match(rows: Sequence[OrderRow], follower_id: int) -> list[tuple[CopyTrade, OrderRow]]:
@@ -116,6 +164,7 @@ def apply_follower_rows(
         for ct, row in _match(rows, follower_id):
             result.matched += 1
             _apply_one(ct, row, now, result)
+    result.hand_fills = hand_fills(account_id, follower_id, rows)
     return result
 
 
@@ -147,6 +196,10 @@ def apply_follower_batch(
                 for ct, row in _match_in_order(rows, follower_id):
                     result.matched += 1
                     _apply_one(ct, row, now, result)
+        for account_id, rows in rows_of.items():
+            follower_id = followers.get(account_id)
+            if follower_id is not None:
+                result.hand_fills += hand_fills(account_id, follower_id, rows)
         return result
     except Exception:
         if len(rows_of) == 1:
@@ -164,6 +217,7 @@ def apply_follower_batch(
         result.changed.extend(one.changed)
         result.filled += one.filled
         result.status_changes.extend(one.status_changes)
+        result.hand_fills.extend(one.hand_fills)
     if error is not None:
         raise error
     return result

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -271,9 +272,13 @@ def moving_positions(
     return found
 
 
-def masters_to_reconcile() -> list[int]:
+def masters_to_reconcile(accounts: Collection[int] | None = None) -> list[int]:
+    """Masters with an active follower (of one of these broker accounts, if given)."""
+    only: dict[str, Any] = {}
+    if accounts is not None:
+        only["followers__user__broker_account__pk__in"] = list(accounts)
     return list(
-        Master.objects.filter(followers__is_active=True)
+        Master.objects.filter(followers__is_active=True, **only)
         .distinct()
         .order_by("pk")
         .values_list("pk", flat=True)
@@ -287,8 +292,10 @@ def reconcile_master(
     moving_at_read: Moving,
     read_at: datetime,
     now: datetime,
+    accounts: Collection[int] | None = None,
 ) -> Reconciled:
-    """Compare one master's active followers' copied positions with its own (DB thread).
+    """Compare one master's active followers' copied positions with its own (DB thread);
+    only the followers of ``accounts`` (broker account ids) when given.
 
     A position moving when the broker's book was read, or since, is left for next time.
     Reads are batched per master (a few queries whatever the number of followers); a
@@ -303,11 +310,12 @@ def reconcile_master(
     ).values_list("exchange", "token", "product", "trading_symbol", "net_quantity"):
         master_net[(exchange, token, product)] += net
         symbols[(exchange, token, product)] = symbol
-    followers = list(
-        Follower.objects.filter(master=master, is_active=True, deactivating_at__isnull=True)
-        .select_related("user__broker_account")
-        .order_by("pk")
+    followers_qs = Follower.objects.filter(
+        master=master, is_active=True, deactivating_at__isnull=True
     )
+    if accounts is not None:
+        followers_qs = followers_qs.filter(user__broker_account__pk__in=list(accounts))
+    followers = list(followers_qs.select_related("user__broker_account").order_by("pk"))
     ledger: dict[int, dict[Key, int]] = defaultdict(dict)
     read: dict[tuple[int, Key], LedgerRead] = {}
     for row in PositionLedger.objects.filter(master=master, detached=False).values(
@@ -678,12 +686,30 @@ async def read_positions(copier: Copier, account_ids: list[int]) -> dict[int, li
 async def reconcile_job(copier: Copier) -> Reconciled:
     """Compare, record drift, close what the policy closes, and send those closes. One
     database call per master, so the copier's own work is never held up for long."""
+    return await reconcile_accounts(copier)
+
+
+async def reconcile_accounts(copier: Copier, only: Collection[int] | None = None) -> Reconciled:
+    """One reconciliation pass: every follower (the periodic job), or now, only the followers
+    of the broker accounts ``only`` whose books could be read (tracking saw a hand trade on a
+    copied position: `Copier.hand_trades`). Positions read outside any transaction; each
+    master compared in one database call."""
     accounts = await copier.db(accounts_to_read)
+    if only is not None:
+        wanted = set(only)
+        accounts = [a for a in accounts if a in wanted]
+        if not accounts:
+            return Reconciled()
     read_at = clock.now()  # before `moving`: a copy decided in between is moving either way
     moving = await copier.db(moving_positions)
     broker = await read_positions(copier, accounts)
+    scope: set[int] | None = None
+    if only is not None:
+        scope = set(broker)  # a follower whose book was not read is left for the periodic pass
+        if not scope:
+            return Reconciled()
     result = Reconciled()
-    for master_id in await copier.db(masters_to_reconcile):
+    for master_id in await copier.db(masters_to_reconcile, scope):
         one = await copier.db(
             reconcile_master,
             master_id,
@@ -691,6 +717,7 @@ async def reconcile_job(copier: Copier) -> Reconciled:
             moving_at_read=moving,
             read_at=read_at,
             now=clock.now(),
+            accounts=scope,
         )
         copier._dispatch(one.pending_ids)
         result.extend(one)
@@ -705,6 +732,7 @@ async def reconcile_job(copier: Copier) -> Reconciled:
                     "resolved": len(result.resolved),
                     "closes": len(result.pending_ids),
                     "reduced": len(result.reduced),
+                    "accounts": sorted(scope) if scope is not None else "all",
                 }
             },
         )
