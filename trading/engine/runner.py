@@ -106,6 +106,7 @@ class Db:
     def __init__(self) -> None:
         self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
         self._seq = itertools.count()
+        self._closed = False
         self._thread = threading.Thread(target=self._work, name="copier-db_0", daemon=True)
         self._thread.start()
 
@@ -118,6 +119,8 @@ class Db:
     async def _submit(
         self, priority: int, fn: Callable[..., T], args: Any, kwargs: dict[str, Any]
     ) -> T:
+        if self._closed:  # nothing would ever run it: fail now instead of waiting for ever
+            raise RuntimeError("the copier's database thread is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         call = functools.partial(_guarded, fn, *args, **kwargs)
@@ -141,6 +144,7 @@ class Db:
 
     def close(self) -> None:
         """Close this thread's database connection, then the thread (after queued work)."""
+        self._closed = True
         done = threading.Event()
 
         def close_own() -> None:
