@@ -9,14 +9,8 @@ from decimal import Decimal
 
 from copytrade.lib import clock
 from tests.engine.conftest import nifty_future
-from trading.brokers.aliceblue.types import (
-    Complexity,
-    OrderRow,
-    OrderStatus,
-    OrderType,
-    Product,
-    Side,
-)
+from tests.engine.helpers import order_row
+from trading.brokers.aliceblue.types import Complexity, OrderType
 from trading.engine import decide
 from trading.engine.checks import NO_PRICE
 from trading.engine.reasons import ENTRY_CHECK_ORDER, Reason
@@ -130,33 +124,8 @@ def test_market_closed(make_world, sbx, settings):
 
 
 def _row(**overrides):
-    values = dict(
-        broker_order_id="BO-1",
-        status=OrderStatus.OPEN,
-        raw_status="open",
-        exchange="NSE",
-        token="1594",
-        trading_symbol="INFY-EQ",
-        side=Side.BUY,
-        quantity=4,
-        filled_quantity=0,
-        pending_quantity=4,
-        cancelled_quantity=0,
-        price=Decimal("1500"),
-        trigger_price=None,
-        average_price=None,
-        order_type=OrderType.LIMIT,
-        product=Product.MIS,
-        complexity=Complexity.BO,
-        validity=None,
-        tag="",
-        rejection_reason="",
-        order_time=clock.now(),
-        exchange_time=None,
-        exchange_order_id="",
-    )
-    values.update(overrides)
-    return OrderRow(**values)
+    bracket = dict(broker_order_id="BO-1", quantity=4, pending_quantity=4, complexity=Complexity.BO)
+    return order_row(**{**bracket, **overrides})
 
 
 def test_unsupported_order_types_are_skipped(make_world):

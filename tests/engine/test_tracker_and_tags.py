@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 
 from copytrade.lib import clock
-from trading.brokers.aliceblue.types import OrderRow, OrderStatus, OrderType, Product, Side
+from tests.engine.helpers import order_row
+from trading.brokers.aliceblue.types import OrderStatus, OrderType
 from trading.engine import tags, tracker
 from trading.engine.tracker import KnownOrder, implied_events, params_of
 
@@ -16,33 +17,7 @@ T0 = datetime(2026, 3, 3, 10, 0, tzinfo=clock.IST)
 
 
 def row(**overrides):
-    values = dict(
-        broker_order_id="1",
-        status=OrderStatus.OPEN,
-        raw_status="open",
-        exchange="NSE",
-        token="1594",
-        trading_symbol="INFY-EQ",
-        side=Side.BUY,
-        quantity=10,
-        filled_quantity=0,
-        pending_quantity=10,
-        cancelled_quantity=0,
-        price=Decimal("1500"),
-        trigger_price=None,
-        average_price=None,
-        order_type=OrderType.LIMIT,
-        product=Product.MIS,
-        complexity=None,
-        validity=None,
-        tag="",
-        rejection_reason="",
-        order_time=T0,
-        exchange_time=None,
-        exchange_order_id="",
-    )
-    values.update(overrides)
-    return OrderRow(**values)
+    return order_row(**{"order_time": T0, **overrides})
 
 
 def kinds(snapshot, known=None):
