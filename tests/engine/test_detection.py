@@ -7,33 +7,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from django.db import connections
-
+from tests.engine.helpers import until
 from trading.models import CopyTrade, MasterFeed, MasterOrderEvent
 
 Status = CopyTrade.Status
-
-
-def _closing(predicate):
-    """Run a database predicate in a worker thread and close that thread's connection."""
-
-    def run():
-        try:
-            return predicate()
-        finally:
-            connections.close_all()
-
-    return run
-
-
-async def _until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await asyncio.to_thread(_closing(predicate))
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def _copied(n):
@@ -53,11 +30,11 @@ def test_the_push_detects_an_order_without_waiting_for_a_poll(make_world):
     world.tick()
 
     async def body(copier):
-        await _until(_connected(world))
+        await until(_connected(world))
         await asyncio.sleep(0.3)  # the poll on connect has run; the next is a minute away
         started = time.monotonic()
         await asyncio.to_thread(world.place, "INFY-EQ", "BUY", 2)
-        await _until(_copied(1), timeout=5)
+        await until(_copied(1), timeout=5)
         return time.monotonic() - started
 
     elapsed = world.run(body, poll_fast=60, poll_slow=60)
@@ -82,9 +59,9 @@ def test_a_silent_push_loses_no_order(make_world):
     world.sbx.set_faults(world.master_client, push_silent=True)
 
     async def body(copier):
-        await _until(_connected(world))
+        await until(_connected(world))
         await asyncio.to_thread(world.place, "INFY-EQ", "BUY", 2)
-        await _until(_copied(1), timeout=8)
+        await until(_copied(1), timeout=8)
 
     world.run(body, poll_fast=0.2, poll_slow=60, push_silent=0.5)
     assert MasterOrderEvent.objects.get(kind="accepted").source == "poll"
@@ -96,12 +73,12 @@ def test_a_dropped_push_loses_no_order(make_world):
     world.tick()
 
     async def body(copier):
-        await _until(_connected(world))
+        await until(_connected(world))
         # the socket drops and the push stays disabled: only the poll can find the order
         await asyncio.to_thread(world.sbx.set_faults, world.master_client, push_disabled=True)
         await asyncio.to_thread(world.sbx.drop_websockets, world.master_client)
         await asyncio.to_thread(world.place, "INFY-EQ", "BUY", 3)
-        await _until(_copied(1), timeout=8)
+        await until(_copied(1), timeout=8)
         await asyncio.to_thread(world.sbx.clear_faults, world.master_client)
 
     world.run(body, poll_fast=0.2, poll_slow=60)
@@ -114,10 +91,10 @@ def test_push_and_poll_together_record_each_event_once(make_world):
     world.tick()
 
     async def body(copier):
-        await _until(_connected(world))
+        await until(_connected(world))
         for n in range(3):
             await asyncio.to_thread(world.place, "INFY-EQ", "BUY", 1 + n)
-        await _until(_copied(3), timeout=8)
+        await until(_copied(3), timeout=8)
         await asyncio.sleep(0.5)  # more polls see the same orders
 
     world.run(body, poll_fast=0.1, poll_slow=0.1)

@@ -6,14 +6,12 @@ Against the sandbox over real sockets, through the copier's tick."""
 from __future__ import annotations
 
 import asyncio
-import time
 from decimal import Decimal
-
-from django.db import connections
 
 from accounts.models import BrokerAccount
 from copytrade.lib import clock
 from tests.engine.conftest import account_of, nifty_future
+from tests.engine.helpers import expire_oauth_session, until
 from trading import selectors
 from trading.brokers import sessions
 from trading.brokers.aliceblue.client import AliceBlueClient
@@ -24,27 +22,6 @@ from trading.models import Alert, CopyTrade, MasterOrderEvent, PositionLedger
 Status = CopyTrade.Status
 SUCCESS = "SUCCESS"
 BIG = {"max_order_value": Decimal("900000000"), "max_quantity": 100000}
-
-
-def _closing(predicate):
-    def run():
-        try:
-            return predicate()
-        finally:
-            connections.close_all()
-
-    return run
-
-
-async def _until(predicate, timeout=10.0):
-    """Poll a database predicate from a worker thread while the copier's loops run."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await asyncio.to_thread(_closing(predicate))
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def _open(world, follower):
@@ -198,12 +175,12 @@ def test_a_cancel_waits_for_the_copy_still_being_sent_then_cancels_it(make_world
         order = await asyncio.to_thread(
             world.place, "INFY-EQ", "BUY", 5, order_type="LIMIT", price="1400"
         )
-        await _until(place_row(Status.SENDING))
+        await until(place_row(Status.SENDING))
         await asyncio.to_thread(world.sbx.cancel_order, world.master_client, order["order_no"])
-        _, linked_status = await _until(cancel_row)
+        _, linked_status = await until(cancel_row)
         assert linked_status == Status.SENDING  # decided while the copy was being sent
         await asyncio.to_thread(world.sbx.clear_faults, world.client_of(follower))
-        return await _until(
+        return await until(
             lambda: CopyTrade.objects.filter(action="cancel", status=Status.SUCCESS).first(),
             timeout=15,
         )
@@ -258,8 +235,7 @@ def test_a_copy_not_sent_yet_is_cancelled_in_the_database_and_never_sent(make_wo
     # the follower's session ends (an AliceBlue-login account: the copier cannot log it in),
     # so the copy of the master's resting exit waits, PENDING
     account = account_of(follower)
-    BrokerAccount.objects.filter(pk=account.pk).update(login_method="oauth")
-    sessions.mark_expired(account=account, reason="test")
+    expire_oauth_session(account)
     order = world.place("INFY-EQ", "SELL", 5, order_type="LIMIT", price="1600")
     world.tick()
     (place,) = [c for c in _rows(follower, CopyTrade.Action.PLACE) if c.intent == "exit"]
