@@ -8,7 +8,7 @@ from decimal import Decimal
 from accounts.models import BrokerAccount, Follower
 from copytrade.lib import clock
 from tests.engine.conftest import account_of, nifty_future
-from trading.brokers import sessions
+from tests.engine.helpers import expire_oauth_session
 from trading.engine.reasons import Reason
 from trading.models import CopyTrade, DailyPnl, PositionLedger
 
@@ -141,8 +141,7 @@ def test_an_exit_waits_for_a_login_and_then_goes(make_world):
     world.tick(2)
     # an AliceBlue-login (OAuth) account cannot be logged in by the copier: it needs its owner
     account = account_of(follower)
-    BrokerAccount.objects.filter(pk=account.pk).update(login_method="oauth")
-    sessions.mark_expired(account=account, reason="test")
+    expire_oauth_session(account)
     world.place("INFY-EQ", "SELL", 2)
     world.tick()
     exit_copy = world.copies(follower)[-1]

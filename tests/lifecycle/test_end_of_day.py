@@ -12,7 +12,7 @@ import pytest
 from accounts.models import BrokerAccount
 from copytrade.lib import calendar, clock
 from tests.engine.conftest import account_of
-from trading.brokers import sessions
+from tests.engine.helpers import expire_oauth_session
 from trading.engine.lifecycle import day
 from trading.engine.reasons import Reason
 from trading.models import Alert, AlertKind, AuditEvent, BrokerSession, CopyTrade
@@ -62,8 +62,7 @@ def test_a_waiting_exit_expires_at_the_close_and_sessions_log_out_after_the_last
         world.tick(2)
         assert world.net_of(follower, "INFY-EQ") == 2
         # the follower's AliceBlue login (OAuth) ended: its exit waits for the owner's login
-        BrokerAccount.objects.filter(pk=follower_account.pk).update(login_method="oauth")
-        sessions.mark_expired(account=follower_account, reason="EC087")
+        expire_oauth_session(follower_account, reason="EC087")
         world.place("INFY-EQ", "SELL", 2)
         world.tick()
         exit_copy = world.copies(follower)[-1]
