@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Follower, Master, User
 from tests.factories import BrokerAccountFactory, FollowerFactory, MasterFactory, UserFactory
+from trading.models import Instrument
 
 
 @pytest.fixture(autouse=True)
@@ -77,6 +79,20 @@ def staff(db) -> User:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def client_x(client: Client, master_x: Master) -> Client:
     return login(client, master_x.user)
+
+
+@pytest.fixture
+def infy(db) -> Instrument:  # type: ignore[no-untyped-def]
+    """INFY-EQ on NSE in the instrument master, refreshed today."""
+    return Instrument.objects.create(
+        exchange="NSE",
+        token="1594",
+        trading_symbol="INFY-EQ",
+        symbol="INFY",
+        lot_size=1,
+        tick_size="0.05",
+        refreshed_on=timezone.localdate(),
+    )
 
 
 # The sandbox broker for tests: a session-scoped server, reset before each test that uses it.

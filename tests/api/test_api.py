@@ -301,23 +301,6 @@ def test_manual_copy_is_for_masters(client, follower_a):
     assert _manual(client, follower_a.user).status_code == 403
 
 
-@pytest.fixture
-def infy(db):  # type: ignore[no-untyped-def]
-    from django.utils import timezone
-
-    from trading.models import Instrument
-
-    return Instrument.objects.create(
-        exchange="NSE",
-        token="1594",
-        trading_symbol="INFY-EQ",
-        symbol="INFY",
-        lot_size=1,
-        tick_size="0.05",
-        refreshed_on=timezone.localdate(),
-    )
-
-
 def test_manual_copy_is_recorded_for_the_copier(client, master_x, follower_a, infy):
     from trading.models import MasterOrder
 

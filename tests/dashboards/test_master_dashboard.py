@@ -274,21 +274,6 @@ def test_feed_banners(client_x, master_x, state, banner):
         assert (f'data-banner="{name}"' in html) == (name == banner)
 
 
-@pytest.fixture
-def infy(db):  # type: ignore[no-untyped-def]
-    from trading.models import Instrument
-
-    return Instrument.objects.create(
-        exchange="NSE",
-        token="1594",
-        trading_symbol="INFY-EQ",
-        symbol="INFY",
-        lot_size=1,
-        tick_size="0.05",
-        refreshed_on=timezone.localdate(),
-    )
-
-
 def test_manual_copy_dialog(client_x, master_x, infy):
     from trading.models import MasterOrder
 
