@@ -241,9 +241,12 @@ def master_manual_copy(request: HtmxHttpRequest) -> HttpResponse:
                 request=request,
             )
         except ValidationError as exc:
-            for field, errors in getattr(exc, "error_dict", {"__all__": exc.error_list}).items():
-                for error in errors:
-                    form.add_error(field if field in form.fields else None, error)
+            if hasattr(exc, "error_dict"):
+                for field, errors in exc.error_dict.items():
+                    for error in errors:
+                        form.add_error(field if field in form.fields else None, error)
+            else:
+                form.add_error(None, exc)
         else:
             done = MANUAL_RECORDED.format(
                 side=order.side, quantity=order.quantity, symbol=order.trading_symbol

@@ -313,6 +313,30 @@ def test_manual_copy_dialog(client_x, master_x, infy):
     assert order.manual and order.master == master_x and order.quantity == 10
 
 
+def test_manual_copy_dialog_shows_the_services_errors_next_to_fields(client_x, infy):
+    """A form that validates but that the service refuses (unknown symbol, LIMIT without a
+    price): 422 with each error beside its field, nothing recorded; never a 500."""
+    from trading.models import MasterOrder
+
+    bad = client_x.post(
+        reverse("trading:master_manual_copy"),
+        {
+            "exchange": "NSE",
+            "symbol": "NOPE",
+            "side": "BUY",
+            "quantity": "10",
+            "order_type": "LIMIT",
+            "product": "MIS",
+        },
+        **HTMX,
+    )
+    assert bad.status_code == 422
+    body = bad.content.decode()
+    assert "No instrument NOPE on NSE" in body
+    assert "A LIMIT order needs a price above 0." in body
+    assert not MasterOrder.objects.exists()
+
+
 def test_manual_copy_dialog_is_for_masters(client, follower_a):
     assert (
         login(client, follower_a.user).get(reverse("trading:master_manual_copy")).status_code == 403
