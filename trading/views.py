@@ -27,7 +27,6 @@ from accounts import services as account_services
 from accounts.decorators import follower_required, master_required
 from accounts.models import Follower, Master, User
 from trading import board_html, fastauth, selectors
-from trading import services as trading_services
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -216,42 +215,20 @@ MANUAL_RECORDED = (
 def master_manual_copy(request: HtmxHttpRequest) -> HttpResponse:
     """The manual copy trade dialog's form (the engine's form and service, trading.services
     .create_manual_copy). Without JavaScript the dashboard links to the engine's own page."""
-    from trading.views_manual import ManualCopyForm
+    from trading.views_manual import ManualCopyForm, submit
 
     master = _master(request)
     if request.method == "GET":
         return render(request, MANUAL_FORM, {"form": ManualCopyForm()})
     form = ManualCopyForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        user = request.user
-        assert isinstance(user, User)
-        try:
-            order = trading_services.create_manual_copy(
-                master=master,
-                actor=user,
-                exchange=data["exchange"],
-                symbol=data["symbol"],
-                side=data["side"],
-                quantity=data["quantity"],
-                order_type=data["order_type"],
-                product=data["product"],
-                price=data["price"],
-                trigger_price=data["trigger_price"],
-                request=request,
-            )
-        except ValidationError as exc:
-            if hasattr(exc, "error_dict"):
-                for field, errors in exc.error_dict.items():
-                    for error in errors:
-                        form.add_error(field if field in form.fields else None, error)
-            else:
-                form.add_error(None, exc)
-        else:
-            done = MANUAL_RECORDED.format(
-                side=order.side, quantity=order.quantity, symbol=order.trading_symbol
-            )
-            return render(request, MANUAL_FORM, {"form": ManualCopyForm(), "done": done})
+    user = request.user
+    assert isinstance(user, User)
+    order = submit(request, master, user, form) if form.is_valid() else None
+    if order is not None:
+        done = MANUAL_RECORDED.format(
+            side=order.side, quantity=order.quantity, symbol=order.trading_symbol
+        )
+        return render(request, MANUAL_FORM, {"form": ManualCopyForm(), "done": done})
     # 422: htmx swaps it (base.html's responseHandling); the errors sit next to the fields
     return render(request, MANUAL_FORM, {"form": form}, status=422)
 

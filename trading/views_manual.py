@@ -87,18 +87,14 @@ def _render(
     return response
 
 
-@require_http_methods(["GET", "POST"])
-@master_required
-def manual_copy(request: HttpRequest) -> HttpResponse:
-    user, master = _master(request)
-    if request.method == "GET":
-        return _render(request, master, ManualCopyForm())
-    form = ManualCopyForm(request.POST)
-    if not form.is_valid():
-        return _render(request, master, form, status=400)
+def submit(
+    request: HttpRequest, master: Master, user: User, form: ManualCopyForm
+) -> MasterOrder | None:
+    """Create the manual copy from a valid form (trading.services.create_manual_copy); the
+    service's errors go next to their fields (or the form's top), and None is returned."""
     data = form.cleaned_data
     try:
-        order = services.create_manual_copy(
+        return services.create_manual_copy(
             master=master,
             actor=user,
             exchange=data["exchange"],
@@ -118,6 +114,18 @@ def manual_copy(request: HttpRequest) -> HttpResponse:
                     form.add_error(field if field in form.fields else None, error)
         else:
             form.add_error(None, exc)
+        return None
+
+
+@require_http_methods(["GET", "POST"])
+@master_required
+def manual_copy(request: HttpRequest) -> HttpResponse:
+    user, master = _master(request)
+    if request.method == "GET":
+        return _render(request, master, ManualCopyForm())
+    form = ManualCopyForm(request.POST)
+    order = submit(request, master, user, form) if form.is_valid() else None
+    if order is None:
         return _render(request, master, form, status=400)
     messages.success(
         request,
