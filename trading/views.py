@@ -70,10 +70,14 @@ RESUMED = "{name}: new entries are copied again."
 SANDBOX_ONLY = "Sandbox accounts exist only while the product runs against the sandbox broker."
 
 
-def _master(request: HttpRequest) -> Master:
+def _user(request: HttpRequest) -> User:
     user = request.user
     assert isinstance(user, User)
-    return user.master
+    return user
+
+
+def _master(request: HttpRequest) -> Master:
+    return _user(request).master
 
 
 def _master_context(request: HttpRequest, master: Master) -> dict[str, Any]:
@@ -175,8 +179,7 @@ def _follower_switch(
     request: HtmxHttpRequest, master: Master, follower: Follower, *, pause: bool
 ) -> HttpResponse:
     service = account_services.pause_follower if pause else account_services.resume_follower
-    user = request.user
-    assert isinstance(user, User)
+    user = _user(request)
     try:
         service(follower=follower, actor=user, request=request)
     except ValidationError as exc:
@@ -195,8 +198,7 @@ def master_kill_switch(request: HtmxHttpRequest) -> HttpResponse:
     action = request.POST.get("entries")
     if action not in ("pause", "resume"):
         return HttpResponseBadRequest("entries must be pause or resume")
-    user = request.user
-    assert isinstance(user, User)
+    user = _user(request)
     account_services.set_entries_paused(
         master=master, paused=action == "pause", actor=user, request=request
     )
@@ -221,8 +223,7 @@ def master_manual_copy(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, MANUAL_FORM, {"form": ManualCopyForm()})
     form = ManualCopyForm(request.POST)
-    user = request.user
-    assert isinstance(user, User)
+    user = _user(request)
     order = submit(request, master, user, form) if form.is_valid() else None
     if order is not None:
         done = MANUAL_RECORDED.format(

@@ -12,9 +12,9 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import master_required
-from accounts.models import Master, User
+from accounts.models import Master
 from trading import services
-from trading.views import HtmxHttpRequest, _after_action, _master, _master_page
+from trading.views import HtmxHttpRequest, _after_action, _master, _master_page, _user
 
 BAD_EVENT = "Choose one of your orders' missed exits."
 BAD_POLICY = "Choose a reconciliation policy: report only, or close."
@@ -36,8 +36,7 @@ def _proposals(request: HtmxHttpRequest, *, send: bool) -> HttpResponse:
     form = EventForm(request.POST)
     if not form.is_valid():
         return HttpResponseBadRequest(BAD_EVENT)
-    user = request.user
-    assert isinstance(user, User)
+    user = _user(request)
     service = services.send_exit_proposals if send else services.dismiss_exit_proposals
     try:
         text = service(
@@ -73,8 +72,7 @@ def master_reconcile_policy(request: HtmxHttpRequest) -> HttpResponse:
     form = PolicyForm(request.POST)
     if not form.is_valid():
         return HttpResponseBadRequest(BAD_POLICY)
-    user = request.user
-    assert isinstance(user, User)
+    user = _user(request)
     text = services.set_reconcile_policy(
         master=master, policy=form.cleaned_data["policy"], actor=user, request=request
     )
@@ -86,7 +84,6 @@ def master_reconcile_policy(request: HtmxHttpRequest) -> HttpResponse:
 def master_readiness_check(request: HtmxHttpRequest) -> HttpResponse:
     """ "Check now": the copier runs the readiness check within seconds."""
     master = _master(request)
-    user = request.user
-    assert isinstance(user, User)
+    user = _user(request)
     text = services.request_readiness_check(master=master, actor=user, request=request)
     return _after_action(request, master, text)
