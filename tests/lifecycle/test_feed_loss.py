@@ -14,7 +14,8 @@ from django.urls import reverse
 from accounts.models import BrokerAccount, User
 from copytrade.lib import clock
 from tests.conftest import login
-from tests.engine.test_detection import _closing, _connected, _until
+from tests.engine.helpers import closing, until
+from tests.engine.test_detection import _connected
 from trading.brokers import sessions
 from trading.engine.lifecycle import feedloss
 from trading.engine.reasons import Reason
@@ -234,14 +235,14 @@ def test_the_running_copier_notices_a_lost_master_session_by_itself(make_world, 
         return ExitProposal.objects.filter(master=world.master).exists() and not lost()
 
     async def body(copier):
-        await _until(_connected(world))
+        await until(_connected(world))
         await asyncio.to_thread(world.sbx.expire_sessions, world.master_client)
-        await _until(lost, timeout=20)
+        await until(lost, timeout=20)
         await asyncio.to_thread(world.place, "INFY-EQ", "SELL", 10)
         await asyncio.to_thread(world.place, "SBIN-EQ", "BUY", 5)
         await asyncio.sleep(2.3)
-        await asyncio.to_thread(_closing(lambda: _reconnect_master(account)))
-        await _until(proposed, timeout=20)
+        await asyncio.to_thread(closing(lambda: _reconnect_master(account)))
+        await until(proposed, timeout=20)
 
     world.run(body, poll_fast=0.2, feed_check=0.2, refresh=0.5)
     (alert,) = Alert.objects.filter(master=world.master, kind="feed_lost")

@@ -16,7 +16,8 @@ from django.urls import reverse
 from accounts.models import BrokerAccount
 from copytrade.lib import clock
 from tests.conftest import login
-from tests.engine.test_detection import _connected, _until
+from tests.engine.helpers import until
+from tests.engine.test_detection import _connected
 from tests.factories import BrokerAccountFactory, CopyTradeFactory, FollowerFactory
 from tests.lifecycle.test_reconciliation import drifts, run_reconciliation
 from trading.brokers.aliceblue.types import Position
@@ -123,10 +124,10 @@ def test_a_hand_close_just_before_the_master_exit_is_taken_out_at_once(make_worl
         return rows.count() == 2 and all(r.broker_final for r in rows)
 
     async def body(copier):
-        await _until(_connected(world))
+        await until(_connected(world))
         await asyncio.to_thread(world.place, "INFY-EQ", "BUY", 10)
-        await _until(lambda: _copied(world) == [10, 10])
-        await _until(lambda: world.sbx.sockets(world.client_of(part)) > 0)  # its order feed
+        await until(lambda: _copied(world) == [10, 10])
+        await until(lambda: world.sbx.sockets(world.client_of(part)) > 0)  # its order feed
         await asyncio.sleep(1.0)  # the copies' fills came in by push and poll
         assert prompt == []  # our own copies' fills trigger nothing
         hand = await asyncio.to_thread(
@@ -134,7 +135,7 @@ def test_a_hand_close_just_before_the_master_exit_is_taken_out_at_once(make_worl
         )
         await asyncio.sleep(1.5)
         await asyncio.to_thread(world.place, "INFY-EQ", "SELL", 10)  # the master exits fully
-        await _until(exits_done, timeout=15)
+        await until(exits_done, timeout=15)
         return hand, dict(copier._hand_seen), await copier._client(account.pk).order_book()
 
     # no periodic pass, no follower poll in time: only the order feed (push) can tell
