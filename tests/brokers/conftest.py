@@ -17,10 +17,9 @@ from trading.brokers.aliceblue.transport import SyncTransport
 from trading.brokers.aliceblue.types import AccountSession, Generation
 
 
-@pytest.fixture
-def sbx(sandbox_server: Any, settings: Any) -> Iterator[Any]:
-    """The sandbox, reset, with every AliceBlue URL of the product pointed at it."""
-    sandbox_server.reset()
+def point_at_sandbox(sandbox_server: Any, settings: Any, *, read_timeout: float) -> None:
+    """Every AliceBlue URL and the vendor app of the product pointed at the sandbox; connect
+    timeout 2 s."""
     settings.ALICEBLUE_BROKER = "sandbox"
     settings.ALICEBLUE_OPEN_API_URL = sandbox_server.url
     settings.ALICEBLUE_ANT_API_URL = sandbox_server.url
@@ -31,7 +30,14 @@ def sbx(sandbox_server: Any, settings: Any) -> Iterator[Any]:
     settings.ALICEBLUE_APP_CODE = sandbox_server.vendor_app.app_code
     settings.ALICEBLUE_API_SECRET = sandbox_server.vendor_app.api_secret
     settings.ALICEBLUE_CONNECT_TIMEOUT = 2.0
-    settings.ALICEBLUE_READ_TIMEOUT = 3.0
+    settings.ALICEBLUE_READ_TIMEOUT = read_timeout
+
+
+@pytest.fixture
+def sbx(sandbox_server: Any, settings: Any) -> Iterator[Any]:
+    """The sandbox, reset, with every AliceBlue URL of the product pointed at it."""
+    sandbox_server.reset()
+    point_at_sandbox(sandbox_server, settings, read_timeout=3.0)
     yield sandbox_server
     sandbox_server.reset()
 

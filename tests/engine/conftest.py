@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from accounts.models import BrokerAccount, Follower, Master
+from tests.brokers.conftest import point_at_sandbox
 from tests.factories import BrokerAccountFactory, FollowerFactory, MasterFactory
 from trading.brokers import sessions
 from trading.engine.config import CopierConfig
@@ -33,17 +34,7 @@ _ids = itertools.count(1)
 def sbx(sandbox_server: Any, settings: Any) -> Iterator[Any]:
     """The sandbox, reset, with every AliceBlue URL pointed at it and quick engine timings."""
     sandbox_server.reset()
-    settings.ALICEBLUE_BROKER = "sandbox"
-    settings.ALICEBLUE_OPEN_API_URL = sandbox_server.url
-    settings.ALICEBLUE_ANT_API_URL = sandbox_server.url
-    settings.ALICEBLUE_LOGIN_URL = sandbox_server.url + "/"
-    settings.ALICEBLUE_CONTRACT_URL = sandbox_server.contract_url
-    settings.ALICEBLUE_ORDER_WS_URL = sandbox_server.order_ws_url("g3")
-    settings.ALICEBLUE_ANT_ORDER_WS_URL = sandbox_server.order_ws_url("g2")
-    settings.ALICEBLUE_APP_CODE = sandbox_server.vendor_app.app_code
-    settings.ALICEBLUE_API_SECRET = sandbox_server.vendor_app.api_secret
-    settings.ALICEBLUE_CONNECT_TIMEOUT = 2.0
-    settings.ALICEBLUE_READ_TIMEOUT = 2.0
+    point_at_sandbox(sandbox_server, settings, read_timeout=2.0)
     settings.TRADING_ROUND_THE_CLOCK = True
     settings.COPIER_AMBIGUOUS_LOOKUP_SECONDS = 1.0
     sandbox_server.set_price("NSE", "INFY-EQ", "1500")  # (a reset keeps the last prices)
