@@ -1109,15 +1109,7 @@ class Copier:
             self.writer.put(sender.classify(c, exc, sent_at=None, now=clock.now()))
             return
         sent_at = clock.now()
-        result: Any
-        try:
-            if request is not None:
-                result = await client.place_order(request)
-            else:
-                assert action_sender is not None
-                result = await action_sender(client, c)
-        except Exception as exc:  # classified: nothing escapes unrecorded
-            result = exc
+        result = await _attempt(client, c, request, action_sender)
         faults.kill_point("after_send")
         self.sent += 1
         if isinstance(result, SessionExpired) and c.account_id is not None:
@@ -1127,14 +1119,7 @@ class Copier:
             if fresh is not None and (deadline is None or clock.now() <= deadline):
                 client = fresh
                 sent_at = clock.now()
-                try:
-                    if request is not None:
-                        result = await client.place_order(request)
-                    else:
-                        assert action_sender is not None
-                        result = await action_sender(client, c)
-                except Exception as exc:  # classified: nothing escapes unrecorded
-                    result = exc
+                result = await _attempt(client, c, request, action_sender)
                 if isinstance(result, SessionExpired):
                     await self.session_lost(c.account_id, str(result), client)
         outcome = sender.classify(c, result, sent_at=sent_at, now=clock.now())
@@ -1422,6 +1407,22 @@ def _settle_memory() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+async def _attempt(
+    client: AsyncAliceBlueClient,
+    c: Claimed,
+    request: Any,
+    action_sender: Callable[[AsyncAliceBlueClient, Claimed], Awaitable[Any]] | None,
+) -> Any:
+    """One send of a claimed row: the acknowledgement, or the exception (for `classify`)."""
+    try:
+        if request is not None:
+            return await client.place_order(request)
+        assert action_sender is not None
+        return await action_sender(client, c)
+    except Exception as exc:  # classified: nothing escapes unrecorded
+        return exc
 
 
 async def _close_client(client: AsyncAliceBlueClient) -> None:
