@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
+from tests.engine.conftest import account_of
 from trading.engine.reasons import Reason
 from trading.models import Alert, CopyTrade, PositionLedger
 
@@ -89,3 +92,59 @@ def test_copy_fills_mode_copies_each_fill_and_carries_the_residual(make_world):
     assert [c.quantity for c in entries] == [1, 2, 1, 1]  # targets 1, 3, 4, 5: floor(10 x 0.5)
     assert all(c.order_type == "MARKET" for c in entries)
     assert world.net_of(follower, "INFY-EQ") == 5
+
+
+def test_a_failed_batch_applies_each_accounts_snapshots_in_order(make_world, monkeypatch):
+    """One account's update breaks the push batch: the others are applied on their own, and
+    an order's snapshots in a frame burst (complete, then a late 'open') still all count."""
+    from dataclasses import replace
+
+    from trading.brokers import sessions
+    from trading.brokers.aliceblue.client import AliceBlueClient
+    from trading.brokers.aliceblue.types import OrderStatus
+    from trading.engine import tracking
+    from trading.engine.tracker import filled_of
+
+    world = make_world({}, {})
+    first, second = world.followers
+    world.sbx.set_price("NSE", "INFY-EQ", "1500")
+    world.tick()
+    world.place("INFY-EQ", "BUY", 5, order_type="LIMIT", price="1400")  # rests, unfilled
+    world.tick(2)
+    one, two = world.copies(first)[0], world.copies(second)[0]
+    assert one.status == two.status == Status.SUCCESS and one.filled_quantity == 0
+    account_one = account_of(first).pk
+    account_two = account_of(second).pk
+    rows = {}
+    for account, copy in ((account_one, one), (account_two, two)):
+        book = AliceBlueClient(sessions.session_for(account=account)).order_book()
+        (rows[account],) = [r for r in book if r.broker_order_id == copy.broker_order_id]
+    open_row = rows[account_one]
+    complete = replace(
+        open_row,
+        status=OrderStatus.COMPLETE,
+        raw_status="complete",
+        filled_quantity=open_row.quantity,
+        pending_quantity=0,
+        average_price=Decimal("1400"),
+    )
+    assert filled_of(complete) == one.quantity
+    real_apply = tracking._apply_one
+
+    def broken_for_two(ct, row, now, result):
+        if ct.pk == two.pk:
+            raise RuntimeError("bad update")
+        real_apply(ct, row, now, result)
+
+    monkeypatch.setattr(tracking, "_apply_one", broken_for_two)
+    with pytest.raises(RuntimeError):
+        tracking.apply_follower_batch(
+            [
+                (account_one, [complete]),
+                (account_two, [rows[account_two]]),
+                (account_one, [open_row]),
+            ]
+        )
+    one.refresh_from_db()
+    assert one.filled_quantity == one.quantity and one.broker_final
+    assert PositionLedger.objects.get(follower=first).net_quantity == one.quantity

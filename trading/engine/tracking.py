@@ -55,14 +55,6 @@ class TrackResult:
     hand_fills: list[tuple[int, str, int]] = field(default_factory=list)
 
 
-def follower_for_account(account_id: int) -> int | None:
-    return (
-        Follower.objects.filter(user__broker_account__pk=account_id)
-        .values_list("pk", flat=True)
-        .first()
-    )
-
-
 #: Copies are tracked for a day at most (orders are DAY orders; an UNKNOWN copy that never
 #: appeared stays UNKNOWN for a person to look at, not polled for ever).
 TRACK_FOR = timedelta(days=1)
@@ -154,18 +146,9 @@ def _match(rows: Sequence[OrderRow], follower_id: int) -> list[tuple[CopyTrade, 
 def apply_follower_rows(
     account_id: int, rows: Sequence[OrderRow], *, now: datetime | None = None
 ) -> TrackResult:
-    """Record what the follower's broker says about its copies (see the module docstring)."""
-    now = now or clock.now()
-    result = TrackResult()
-    follower_id = follower_for_account(account_id)
-    if follower_id is None or not rows:
-        return result
-    with transaction.atomic():
-        for ct, row in _match(rows, follower_id):
-            result.matched += 1
-            _apply_one(ct, row, now, result)
-    result.hand_fills = hand_fills(account_id, follower_id, rows)
-    return result
+    """Record what the follower's broker says about its copies (see the module docstring);
+    several snapshots of one order are applied in the order given (`_match_in_order`)."""
+    return apply_follower_batch([(account_id, rows)], now=now)
 
 
 def apply_follower_batch(
