@@ -43,6 +43,7 @@ and `tracking` moves the ledger by its fills.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -293,16 +294,35 @@ def modify_unsent(
 
 
 # --- Decision: the master cancelled -------------------------------------------------------------
-def on_cancelled(
-    event: MasterOrderEvent, order: MasterOrder, master: Master, now: datetime
-) -> tuple[Recorded, str, str]:
+@dataclass(frozen=True)
+class _Start:
+    plan: Plan
+    linked: dict[int, list[CopyTrade]]
+    followers: list[FollowerState]
+
+
+def _start(
+    event: MasterOrderEvent, order: MasterOrder, master: Master, now: datetime, *, what: str
+) -> tuple[Recorded, str, str] | _Start:
+    """What a cancellation and a modification share before deciding per follower: nothing
+    to mirror in fills mode or without followers (the outcome), else the plan, the order's
+    copies by follower and the followers."""
     if master.copy_mode == Master.CopyMode.COPY_FILLS:
-        return Recorded(), EventOutcome.RECORDED, FILLS_MODE_NOTE.format(what="cancellation")
+        return Recorded(), EventOutcome.RECORDED, FILLS_MODE_NOTE.format(what=what)
     linked = linked_copies(order)
     followers = _followers(order, linked)
     if not followers:
         return Recorded(), EventOutcome.NO_FOLLOWERS, "The master has no active followers."
-    plan = Plan(event, order, now, _reference_at(event))
+    return _Start(Plan(event, order, now, _reference_at(event)), linked, followers)
+
+
+def on_cancelled(
+    event: MasterOrderEvent, order: MasterOrder, master: Master, now: datetime
+) -> tuple[Recorded, str, str]:
+    start = _start(event, order, master, now, what="cancellation")
+    if not isinstance(start, _Start):
+        return start
+    plan, linked, followers = start.plan, start.linked, start.followers
     drift = 0
     for f in followers:
         rows = linked.get(f.view.id, [])
@@ -383,13 +403,10 @@ def _value(quantity: int, order_type: str, price: Decimal | None, trigger: Decim
 def on_modified(
     event: MasterOrderEvent, order: MasterOrder, master: Master, now: datetime
 ) -> tuple[Recorded, str, str]:
-    if master.copy_mode == Master.CopyMode.COPY_FILLS:
-        return Recorded(), EventOutcome.RECORDED, FILLS_MODE_NOTE.format(what="modification")
-    linked = linked_copies(order)
-    followers = _followers(order, linked)
-    if not followers:
-        return Recorded(), EventOutcome.NO_FOLLOWERS, "The master has no active followers."
-    plan = Plan(event, order, now, _reference_at(event))
+    start = _start(event, order, master, now, what="modification")
+    if not isinstance(start, _Start):
+        return start
+    plan, linked, followers = start.plan, start.linked, start.followers
     facts = decide.order_facts(order, None)
     lot = facts.lot_size or 1
     book = PositionBook.MANUAL if order.manual else PositionBook.BROKER
