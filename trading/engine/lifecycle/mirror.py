@@ -329,33 +329,7 @@ def on_cancelled(
         wrote = False
         for ct in rows:
             if _live(ct):
-                remaining = max(ct.quantity - ct.filled_quantity, 0)
-                if ct.status == Status.PENDING and cancel_unsent(ct.pk, at=now):
-                    text = message(Reason.BEFORE_SEND, tag=ct.tag, what="cancelled")
-                    _action_row(
-                        plan,
-                        f,
-                        ct,
-                        action=Action.CANCEL,
-                        status=Status.SKIPPED,
-                        quantity=ct.quantity,
-                        reason=Reason.BEFORE_SEND,
-                        text=text,
-                    )
-                else:
-                    note = (
-                        f"cancel the open {remaining} of {ct.quantity} "
-                        f"(filled {ct.filled_quantity})"
-                    )
-                    _action_row(
-                        plan,
-                        f,
-                        ct,
-                        action=Action.CANCEL,
-                        status=Status.PENDING,
-                        quantity=remaining,
-                        sizing_note=note,
-                    )
+                _cancel_leg(plan, f, ct, now=now)
                 wrote = True
             elif ct.status == Status.SUCCESS and ct.filled_quantity > 0:
                 text = _drift(ct, order, what="cancelled", at=now)
@@ -639,7 +613,12 @@ def _resize_group(
         counts["added"] += 1
 
 
-def _cancel_leg(plan: Plan, f: FollowerState, ct: CopyTrade, *, now: datetime, why: str) -> None:
+def _cancel_leg(
+    plan: Plan, f: FollowerState, ct: CopyTrade, *, now: datetime, why: str | None = None
+) -> None:
+    """Cancel one live copy: unsent, it is cancelled here (a SKIPPED row says so); sent, a
+    PENDING CANCEL row for its open quantity. ``why`` is the rows' sizing note (by default
+    none on the unsent one, the open and filled quantities on the sent one)."""
     if ct.status == Status.PENDING and cancel_unsent(ct.pk, at=now):
         _action_row(
             plan,
@@ -650,16 +629,19 @@ def _cancel_leg(plan: Plan, f: FollowerState, ct: CopyTrade, *, now: datetime, w
             quantity=ct.quantity,
             reason=Reason.BEFORE_SEND,
             text=message(Reason.BEFORE_SEND, tag=ct.tag, what="cancelled"),
-            sizing_note=why,
+            sizing_note=why or "",
         )
         return
+    remaining = max(ct.quantity - ct.filled_quantity, 0)
+    if why is None:
+        why = f"cancel the open {remaining} of {ct.quantity} (filled {ct.filled_quantity})"
     _action_row(
         plan,
         f,
         ct,
         action=Action.CANCEL,
         status=Status.PENDING,
-        quantity=max(ct.quantity - ct.filled_quantity, 0),
+        quantity=remaining,
         sizing_note=why,
     )
 
