@@ -9,6 +9,8 @@ import asyncio
 import time
 from decimal import Decimal
 
+import pytest
+from django.db import IntegrityError, transaction
 from django.test import Client
 from django.urls import reverse
 
@@ -259,9 +261,25 @@ def test_without_budget_for_the_brokers_book_nothing_is_closed_blind(make_world,
     assert drift.close_event_id is None and world.net_of(alice, "INFY-EQ") == 10
     # with budget again the broker's book is read and the drift closed
     RequestBudget.objects.filter(account=account).update(used=0)
+    stale = PositionDrift.objects.get(pk=drift.pk)  # as a second copier read it
     run_reconciliation(world)
     drift.refresh_from_db()
     assert drift.broker_net == 10 and drift.to_close == 10 and drift.status == "closing"
+    # a second copier that read the drift before this close cannot decide it again
+    copies = CopyTrade.objects.count()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        reconcile._close(
+            world.master,
+            alice,
+            ("NSE", stale.token, stale.product),
+            "INFY-EQ",
+            reconcile.compare(master_net=0, expected=0, ledger_net=10, broker_net=10),
+            stale,
+            1,
+            None,
+            clock.now(),
+        )
+    assert CopyTrade.objects.count() == copies
     world.tick()
     assert world.net_of(alice, "INFY-EQ") == 0
 

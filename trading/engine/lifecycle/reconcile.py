@@ -623,6 +623,13 @@ def _close(
     freeze: int | None,
     now: datetime,
 ) -> list[int]:
+    # The drift was read before this transaction: another copier may have decided its close
+    # since. Take it first (conditional: a row lock on PostgreSQL, the write lock on SQLite);
+    # losing raises IntegrityError, which rolls this position's pass back (`reconcile`).
+    if not PositionDrift.objects.filter(pk=drift.pk, close_event__isnull=True).update(
+        status=PositionDrift.Status.CLOSING
+    ):
+        raise IntegrityError(f"the close of drift {drift.pk} was decided by another copier")
     side = "SELL" if c.ledger_net > 0 else "BUY"
     outcome = CLOSE_OUTCOME.format(follower=follower.display_name, qty=c.to_close, symbol=symbol)
     _order, event = request_order(
