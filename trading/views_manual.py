@@ -20,6 +20,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import master_required
+from accounts.forms import apply_errors
 from accounts.models import Master, User
 from trading import services
 from trading.models import CopyTrade, Exchange, MasterOrder, OrderType, Product, Side
@@ -108,12 +109,7 @@ def submit(
             request=request,
         )
     except ValidationError as exc:
-        if hasattr(exc, "error_dict"):
-            for field, errors in exc.error_dict.items():
-                for error in errors:
-                    form.add_error(field if field in form.fields else None, error)
-        else:
-            form.add_error(None, exc)
+        apply_errors(form, exc)
         return None
 
 
